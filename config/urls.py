@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from stations.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", include("config.api_urls")),
+    path("account/", include("sessions.urls")),
+    path("", include("stations.urls")),
+]

@@ -1,0 +1,38 @@
+from .accounts import Role, User
+from .network import (
+    OCCUPIED_STATUSES,
+    Availability,
+    ChargePoint,
+    ChargePointStatus,
+    Connector,
+    ConnectorStandard,
+    ConnectorStatus,
+    ErrorCode,
+    Evse,
+    Operator,
+    PowerType,
+    ProtocolVersion,
+    RegistrationStatus,
+    Site,
+    StatusChange,
+)
+
+__all__ = [
+    "OCCUPIED_STATUSES",
+    "Availability",
+    "ChargePoint",
+    "ChargePointStatus",
+    "Connector",
+    "ConnectorStandard",
+    "ConnectorStatus",
+    "ErrorCode",
+    "Evse",
+    "Operator",
+    "PowerType",
+    "ProtocolVersion",
+    "RegistrationStatus",
+    "Role",
+    "Site",
+    "StatusChange",
+    "User",
+]
