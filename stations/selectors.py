@@ -40,7 +40,7 @@ def charge_points_for(user: User) -> QuerySet[ChargePoint]:
     return (
         ChargePoint.objects.filter(operator__in=operators_for(user))
         .select_related("operator", "site")
-        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("connector_id")))
+        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.select_related("evse").order_by("connector_id")))
     )
 
 

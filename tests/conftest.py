@@ -131,3 +131,18 @@ def api_as(api_client):
         return api_client
 
     return _as
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Users' passwords: the production hasher costs ~0.3 s a call, far too slow for fixtures.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Rate-limit counters live in the cache (Redis on the real stack): each test starts clean.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -1,0 +1,25 @@
+"""REST API v1: one router for every app, the OpenAPI schema and its interactive docs."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from sessions.api import AuthTokenView, IdTokenViewSet, MeView
+from stations.api import ChargePointViewSet, SiteViewSet, StationViewSet
+
+router = DefaultRouter()
+router.register("stations", StationViewSet, basename="station")
+router.register("operator/sites", SiteViewSet, basename="operator-site")
+router.register("operator/charge-points", ChargePointViewSet, basename="operator-charge-point")
+router.register("me/id-tokens", IdTokenViewSet, basename="me-id-token")
+
+app_name = "api"
+
+urlpatterns = [
+    path("auth/token/", AuthTokenView.as_view(), name="auth-token"),
+    path("me/", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include(router.urls)),
+]
