@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.health import healthz
 from stations.views import home
 
 urlpatterns = [
     path("", home, name="home"),
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("config.api_urls")),

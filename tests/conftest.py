@@ -29,29 +29,14 @@ def _need(condition: bool, reason: str):
     pytest.skip(reason)
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "browser" in item.keywords:
-            item.add_marker(pytest.mark.usefixtures("_require_chromium"))
-        if "postgres" in item.keywords:
-            item.add_marker(pytest.mark.usefixtures("_require_postgres"))
-        if "redis" in item.keywords:
-            item.add_marker(pytest.mark.usefixtures("_require_redis"))
-
-
-@pytest.fixture
-def _require_chromium():
-    _need(bool(CHROMIUM), "needs Chromium (apt-get install chromium)")
-
-
-@pytest.fixture
-def _require_postgres():
-    _need(settings.USING_POSTGRES, "needs PostgreSQL (set DATABASE_URL=postgres://…)")
-
-
-@pytest.fixture
-def _require_redis():
-    _need(bool(settings.REDIS_URL), "needs Redis (set REDIS_URL=redis://…)")
+def pytest_runtest_setup(item):
+    """Tests marked for a real service or Chromium skip (naming what is missing) where it is absent."""
+    if item.get_closest_marker("browser"):
+        _need(bool(CHROMIUM), "needs Chromium (apt-get install chromium)")
+    if item.get_closest_marker("postgres"):
+        _need(settings.USING_POSTGRES, "needs PostgreSQL (set DATABASE_URL=postgres://…)")
+    if item.get_closest_marker("redis"):
+        _need(bool(settings.REDIS_URL), "needs Redis (set REDIS_URL=redis://…)")
 
 
 @pytest.fixture
@@ -146,3 +131,93 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """The real ASGI application on a real uvicorn server, in a thread of this process
+    (so it shares the test database). Yields the base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config("config.asgi:application", host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser_page():
+    """A page in headless Chromium (Debian's), driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # around it are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        context.close()
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on a free port, with Django's SMTP backend pointed at it.
+    Yields the list of received ``email.message.EmailMessage`` objects."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+            received.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    yield received
+    controller.stop()
