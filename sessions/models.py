@@ -25,7 +25,9 @@ class IdToken(models.Model):
 
     token = models.CharField(max_length=36, unique=True, help_text="The idTag as the charger reads it.")
     type = models.CharField(max_length=8, choices=IdTokenType.choices, default=IdTokenType.RFID)
-    label = models.CharField(max_length=100, blank=True, help_text="The driver's name for it, e.g. “Blue card”.")
+    label = models.CharField(
+        max_length=100, blank=True, help_text="The driver's name for it, e.g. “Blue card”."
+    )
     driver = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="id_tokens"
     )

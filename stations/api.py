@@ -31,7 +31,9 @@ from .services import ConnectorSpec
 
 class NearbyQuerySerializer(serializers.Serializer):
     latitude = serializers.FloatField(min_value=-90, max_value=90, help_text="Latitude of the point, WGS 84.")
-    longitude = serializers.FloatField(min_value=-180, max_value=180, help_text="Longitude of the point, WGS 84.")
+    longitude = serializers.FloatField(
+        min_value=-180, max_value=180, help_text="Longitude of the point, WGS 84."
+    )
     radius_km = serializers.FloatField(
         required=False,
         default=5.0,
@@ -136,7 +138,9 @@ class StationSerializer(serializers.ModelSerializer):
 
 
 def _station_prefetch(*, standard: str | None = None, min_power_kw=None) -> Prefetch:
-    connectors = selectors.matching_connectors(standard=standard, min_power_kw=min_power_kw).select_related("evse")
+    connectors = selectors.matching_connectors(standard=standard, min_power_kw=min_power_kw).select_related(
+        "evse"
+    )
     return Prefetch(
         "charge_points",
         queryset=ChargePoint.objects.filter(registration_status=RegistrationStatus.ACCEPTED)

@@ -40,7 +40,9 @@ def charge_points_for(user: User) -> QuerySet[ChargePoint]:
     return (
         ChargePoint.objects.filter(operator__in=operators_for(user))
         .select_related("operator", "site")
-        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.select_related("evse").order_by("connector_id")))
+        .prefetch_related(
+            Prefetch("connectors", queryset=Connector.objects.select_related("evse").order_by("connector_id"))
+        )
     )
 
 
@@ -93,11 +95,15 @@ def site_summaries(sites: QuerySet[Site]) -> QuerySet[Site]:
 
 def public_stations() -> QuerySet[Site]:
     """Sites drivers may find: public, with at least one accepted charge point."""
-    accepted = ChargePoint.objects.filter(site=OuterRef("pk"), registration_status=RegistrationStatus.ACCEPTED)
+    accepted = ChargePoint.objects.filter(
+        site=OuterRef("pk"), registration_status=RegistrationStatus.ACCEPTED
+    )
     return Site.objects.filter(Exists(accepted), is_public=True)
 
 
-def matching_connectors(*, standard: str | None = None, min_power_kw: Decimal | None = None) -> QuerySet[Connector]:
+def matching_connectors(
+    *, standard: str | None = None, min_power_kw: Decimal | None = None
+) -> QuerySet[Connector]:
     qs = Connector.objects.filter(charge_point__registration_status=RegistrationStatus.ACCEPTED)
     if standard:
         qs = qs.filter(standard=standard)

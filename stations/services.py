@@ -41,9 +41,8 @@ class ConnectorSpec:
 def validate_charger_password(password: str) -> None:
     # OCPP security profile 1/2: BasicAuthPassword is 16 to 40 characters.
     if not (CHARGER_PASSWORD_MIN <= len(password) <= CHARGER_PASSWORD_MAX):
-        raise ValidationError(
-            {"password": f"A charger password has {CHARGER_PASSWORD_MIN} to {CHARGER_PASSWORD_MAX} characters."}
-        )
+        message = f"A charger password has {CHARGER_PASSWORD_MIN} to {CHARGER_PASSWORD_MAX} characters."
+        raise ValidationError({"password": message})
 
 
 def _full_clean(instance, **kwargs) -> None:
@@ -72,8 +71,12 @@ def connectors_sync(*, charge_point: ChargePoint, connectors: Sequence[Connector
     """Create or update the given connectors (by connector id); others are left alone."""
     result = []
     for spec in connectors:
-        evse, _ = Evse.objects.get_or_create(charge_point=charge_point, evse_id=spec.evse_id or spec.connector_id)
-        connector = Connector.objects.filter(charge_point=charge_point, connector_id=spec.connector_id).first()
+        evse, _ = Evse.objects.get_or_create(
+            charge_point=charge_point, evse_id=spec.evse_id or spec.connector_id
+        )
+        connector = Connector.objects.filter(
+            charge_point=charge_point, connector_id=spec.connector_id
+        ).first()
         if connector is None:
             connector = Connector(charge_point=charge_point, connector_id=spec.connector_id)
         connector.evse = evse
@@ -153,6 +156,8 @@ def charge_points_provision(
     Returns (created, updated).
     """
     validate_charger_password(password)
+    if site is not None and site.operator_id != operator.pk:
+        raise ValidationError({"site": "The site belongs to another operator."})
     identities = list(dict.fromkeys(identities))
     for identity in identities:
         ChargePoint._meta.get_field("identity").run_validators(identity)
@@ -160,10 +165,14 @@ def charge_points_provision(
     template.set_password(password)
     now = timezone.now()
     with transaction.atomic():
-        existing = dict(ChargePoint.objects.filter(identity__in=identities).values_list("identity", "operator_id"))
+        existing = dict(
+            ChargePoint.objects.filter(identity__in=identities).values_list("identity", "operator_id")
+        )
         foreign = sorted(i for i, op in existing.items() if op != operator.pk)
         if foreign:
-            raise ValidationError({"identity": f"Already provisioned for another operator: {', '.join(foreign[:10])}"})
+            raise ValidationError(
+                {"identity": f"Already provisioned for another operator: {', '.join(foreign[:10])}"}
+            )
         ChargePoint.objects.bulk_create(
             [
                 ChargePoint(
@@ -188,7 +197,9 @@ def charge_points_provision(
             batch_size=1000,
             ignore_conflicts=True,
         )
-        evses = {(e.charge_point_id, e.evse_id): e.pk for e in Evse.objects.filter(charge_point_id__in=list(cps))}
+        evses = {
+            (e.charge_point_id, e.evse_id): e.pk for e in Evse.objects.filter(charge_point_id__in=list(cps))
+        }
         Connector.objects.bulk_create(
             [
                 Connector(
@@ -235,11 +246,15 @@ def status_record(
         raise ValidationError({"timestamp": "Timestamps must carry a time zone."})
     connector = None
     if connector_id:
-        connector = Connector.objects.select_for_update().filter(
-            charge_point=charge_point, connector_id=connector_id
-        ).first()
+        connector = (
+            Connector.objects.select_for_update()
+            .filter(charge_point=charge_point, connector_id=connector_id)
+            .first()
+        )
         if connector is None:
-            (connector,) = connectors_sync(charge_point=charge_point, connectors=[ConnectorSpec(connector_id)])
+            (connector,) = connectors_sync(
+                charge_point=charge_point, connectors=[ConnectorSpec(connector_id)]
+            )
     obj, created = StatusChange.objects.get_or_create(
         charge_point=charge_point,
         connector_number=connector_id,

@@ -151,7 +151,9 @@ def asgi_server(transactional_db):
     import uvicorn
 
     port = _free_port()
-    config = uvicorn.Config("config.asgi:application", host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        "config.asgi:application", host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -207,7 +209,7 @@ def smtp_server(settings):
     received = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        async def handle_DATA(self, server, session, envelope):
             received.append(message_from_bytes(envelope.content, policy=policy.default))
             return "250 OK"
 

@@ -15,12 +15,16 @@ def _login(page, base_url, email):
     page.click("button[type=submit], input[type=submit]")
 
 
-def test_operator_logs_in_and_sees_dashboard_with_network(asgi_server, browser_page, operator_admin, other_operator):
+def test_operator_logs_in_and_sees_dashboard_with_network(
+    asgi_server, browser_page, operator_admin, other_operator
+):
     site = SiteFactory(operator=operator_admin.operator, name="Amsterdam Centraal")
     cp = ChargePointFactory(site=site, identity="VW-AMS-01")
     ConnectorFactory(charge_point=cp, connector_id=1, status="Available")
     ConnectorFactory(charge_point=cp, connector_id=2, status="Faulted", error_code="GroundFailure")
-    foreign = ChargePointFactory(site=SiteFactory(operator=other_operator, name="Groningen"), identity="NG-01")
+    foreign = ChargePointFactory(
+        site=SiteFactory(operator=other_operator, name="Groningen"), identity="NG-01"
+    )
     ConnectorFactory(charge_point=foreign, connector_id=1)
 
     page = browser_page

@@ -19,7 +19,9 @@ def test_password_reset_mail_arrives_over_smtp_and_its_link_sets_a_new_password(
     form = client.get(link, follow=True)
     assert form.status_code == 200
     set_url = form.redirect_chain[-1][0] if form.redirect_chain else link
-    done = client.post(set_url, {"new_password1": "a-new-Long-passw0rd", "new_password2": "a-new-Long-passw0rd"})
+    done = client.post(
+        set_url, {"new_password1": "a-new-Long-passw0rd", "new_password2": "a-new-Long-passw0rd"}
+    )
     assert done.status_code == 302
     client.logout()
     assert client.login(email=driver.email, password="a-new-Long-passw0rd")

@@ -19,7 +19,9 @@ PROBE = (
 
 
 def _run(env_overrides, *args, code=PROBE):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CHARGEDESK_PRODUCTION")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CHARGEDESK_PRODUCTION")
+    }
     env.update(env_overrides, DJANGO_SETTINGS_MODULE="config.settings")
     cmd = [sys.executable, *args] if args else [sys.executable, "-c", code]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -36,7 +38,9 @@ def test_nothing_set_runs_embedded():
 
 
 def test_database_and_redis_urls_select_the_real_stack():
-    result = _run({"DATABASE_URL": "postgres://u@db.invalid:5432/x", "REDIS_URL": "redis://cache.invalid:6379/0"})
+    result = _run(
+        {"DATABASE_URL": "postgres://u@db.invalid:5432/x", "REDIS_URL": "redis://cache.invalid:6379/0"}
+    )
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout)
     assert probe["engine"] == "django.db.backends.postgresql"

@@ -60,7 +60,11 @@ class User(AbstractUser):
 
     def clean(self) -> None:
         super().clean()
-        if self.role in (Role.OPERATOR_ADMIN, Role.TECHNICIAN) and not self.operator_id and not self.is_superuser:
+        if (
+            self.role in (Role.OPERATOR_ADMIN, Role.TECHNICIAN)
+            and not self.operator_id
+            and not self.is_superuser
+        ):
             raise ValidationError({"operator": "Operator staff must belong to an operator."})
         if self.role == Role.DRIVER and self.operator_id:
             raise ValidationError({"operator": "Drivers do not belong to an operator."})

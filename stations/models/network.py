@@ -174,7 +174,9 @@ class Site(models.Model):
 
     @property
     def full_address(self) -> str:
-        return ", ".join(p for p in (self.address, f"{self.postal_code} {self.city}".strip(), self.country) if p)
+        return ", ".join(
+            p for p in (self.address, f"{self.postal_code} {self.city}".strip(), self.country) if p
+        )
 
 
 identity_validator = RegexValidator(
@@ -217,7 +219,9 @@ class ChargePoint(models.Model):
     imsi = models.CharField("IMSI", max_length=20, blank=True)
     meter_type = models.CharField(max_length=50, blank=True)
     meter_serial_number = models.CharField(max_length=50, blank=True)
-    protocol = models.CharField(max_length=12, choices=ProtocolVersion.choices, default=ProtocolVersion.OCPP16)
+    protocol = models.CharField(
+        max_length=12, choices=ProtocolVersion.choices, default=ProtocolVersion.OCPP16
+    )
     password_hash = models.CharField(max_length=200, blank=True, editable=False)
     registration_status = models.CharField(
         max_length=10, choices=RegistrationStatus.choices, default=RegistrationStatus.ACCEPTED, db_index=True
@@ -295,7 +299,9 @@ class Connector(models.Model):
         validators=[MinValueValidator(1)],
         help_text="The OCPP 1.6 connectorId: numbered from 1 across the charge point.",
     )
-    standard = models.CharField(max_length=24, choices=ConnectorStandard.choices, default=ConnectorStandard.TYPE2)
+    standard = models.CharField(
+        max_length=24, choices=ConnectorStandard.choices, default=ConnectorStandard.TYPE2
+    )
     power_type = models.CharField(max_length=12, choices=PowerType.choices, default=PowerType.AC_3_PHASE)
     max_power_kw = models.DecimalField(
         max_digits=7,
@@ -385,4 +391,5 @@ class StatusChange(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.charge_point_id}/{self.connector_number} {self.status} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+        when = f"{self.timestamp:%Y-%m-%d %H:%M:%S}"
+        return f"{self.charge_point_id}/{self.connector_number} {self.status} @ {when}"

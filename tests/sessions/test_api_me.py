@@ -33,7 +33,9 @@ def test_token_request_with_missing_fields_names_them():
 
 def test_me_update_cannot_change_role_or_email(api_as, driver):
     client = api_as(driver)
-    response = client.patch("/api/v1/me/", {"first_name": "Alice", "role": "operator_admin", "email": "x@y.z"})
+    response = client.patch(
+        "/api/v1/me/", {"first_name": "Alice", "role": "operator_admin", "email": "x@y.z"}
+    )
     assert response.status_code == 200
     driver.refresh_from_db()
     assert (driver.first_name, driver.role, driver.email) == ("Alice", "driver", "alice@example.com")
@@ -53,7 +55,9 @@ def test_driver_sees_only_own_id_tokens(api_as, driver, other_driver):
 
 def test_driver_renames_token_but_cannot_change_its_status(api_as, driver):
     token = IdTokenFactory(driver=driver)
-    response = api_as(driver).patch(f"/api/v1/me/id-tokens/{token.pk}/", {"label": "Blue", "status": "Blocked"})
+    response = api_as(driver).patch(
+        f"/api/v1/me/id-tokens/{token.pk}/", {"label": "Blue", "status": "Blocked"}
+    )
     assert response.status_code == 200
     token.refresh_from_db()
     assert (token.label, token.status) == ("Blue", "Accepted")

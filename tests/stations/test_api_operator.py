@@ -146,7 +146,9 @@ def test_filters_and_search(api_as, operator_admin, charge_point, site):
 
     ChargePointFactory(site=site, identity="VW-0002", is_connected=False, vendor="Kempower")
     client = api_as(operator_admin)
-    assert [c["identity"] for c in client.get(CPS, {"is_connected": "false"}).json()["results"]] == ["VW-0002"]
+    assert [c["identity"] for c in client.get(CPS, {"is_connected": "false"}).json()["results"]] == [
+        "VW-0002"
+    ]
     assert [c["identity"] for c in client.get(CPS, {"search": "kempow"}).json()["results"]] == ["VW-0002"]
     assert client.get(CPS, {"site": site.pk}).json()["count"] == 2
     assert client.get(CPS, {"site": "abc"}).status_code == 400
@@ -161,7 +163,9 @@ def test_drivers_and_anonymous_get_no_operator_api(api_client, request, who, cha
     assert api_client.post(SITES, NEW_SITE).status_code in (401, 403)
 
 
-def test_charge_point_list_query_count_is_constant(api_as, operator_admin, site, django_assert_max_num_queries):
+def test_charge_point_list_query_count_is_constant(
+    api_as, operator_admin, site, django_assert_max_num_queries
+):
     from tests.factories import ChargePointFactory, ConnectorFactory
 
     for n in range(12):

@@ -23,9 +23,19 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [
-                python, "-m", "uvicorn", "config.asgi:application",
-                "--host", host, "--port", str(port), "--workers", str(workers),
-                "--ws-max-size", str(64 * 1024), "--proxy-headers",
+                python,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--ws-max-size",
+                str(64 * 1024),
+                "--proxy-headers",
             ],
         }
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
