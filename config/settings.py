@@ -220,8 +220,5 @@ LOGGING = {
 }
 
 # --- ChargeDesk -----------------------------------------------------------------------------
-CHARGEDESK_SITE_NAME = env.str("CHARGEDESK_SITE_NAME", default="ChargeDesk")
-# A charge point counts as offline once nothing was heard from it for this many heartbeat intervals.
-CHARGEDESK_OFFLINE_AFTER_HEARTBEATS = env.float("CHARGEDESK_OFFLINE_AFTER_HEARTBEATS", default=2.5)
 # Largest radius the near-me API accepts, in kilometres.
 CHARGEDESK_MAX_SEARCH_RADIUS_KM = env.float("CHARGEDESK_MAX_SEARCH_RADIUS_KM", default=200)

@@ -175,3 +175,43 @@ def test_password_reset_for_unknown_email_sends_nothing_and_reveals_nothing(clie
     response = client.post(reverse("password_reset"), {"email": "nobody@example.com"}, follow=True)
     assert "Check your email" in response.content.decode()
     assert mail.outbox == []
+
+
+def test_forbidden_page_is_the_portals_own(client, driver):
+    client.login(email=driver.email, password=PASSWORD)
+    response = client.get("/dashboard/")
+    assert response.status_code == 403
+    assert b"Not allowed" in response.content
+    assert b"My account" in response.content
+
+
+def test_unknown_page_is_a_friendly_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert b"Page not found" in response.content
+
+
+def test_password_change_flow(client, driver):
+    client.login(email=driver.email, password=PASSWORD)
+    assert b"Change password" in client.get("/accounts/password_change/").content
+    bad = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "wrong",
+            "new_password1": "Another-long-pass1",
+            "new_password2": "Another-long-pass1",
+        },
+    )
+    assert bad.status_code == 200
+    assert b"field-error" in bad.content
+    ok = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "Another-long-pass1",
+            "new_password2": "Another-long-pass1",
+        },
+    )
+    assert ok.status_code == 302
+    client.logout()
+    assert client.login(email=driver.email, password="Another-long-pass1")
