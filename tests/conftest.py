@@ -195,6 +195,11 @@ def browser_page():
         yield page
         context.close()
         browser.close()
+        # While Playwright's loop runs, the ORM keeps this thread's connections in a slot of
+        # their own (asgiref's Local is per context); close them here, where they are seen.
+        from django.db import connections
+
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
