@@ -36,6 +36,8 @@ class Command(BaseCommand):
                 "--ws-max-size",
                 str(64 * 1024),
                 "--proxy-headers",
+                "--lifespan",
+                "off",
             ],
         }
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
