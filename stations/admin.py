@@ -264,13 +264,6 @@ class ChargePointAdminForm(forms.ModelForm):
                 raise ValidationError(exc.message_dict["password"]) from exc
         return password
 
-    def clean(self):
-        cleaned = super().clean()
-        operator, site = cleaned.get("operator"), cleaned.get("site")
-        if operator and site and site.operator_id != operator.pk:
-            self.add_error("site", "The site belongs to another operator.")
-        return cleaned
-
 
 @admin.register(ChargePoint)
 class ChargePointAdmin(admin.ModelAdmin):
@@ -394,22 +387,8 @@ class EvseAdmin(admin.ModelAdmin):
         return obj.connector_total
 
 
-class ConnectorAdminForm(forms.ModelForm):
-    class Meta:
-        model = Connector
-        fields = ("charge_point", "evse", "connector_id", "standard", "power_type", "max_power_kw")
-
-    def clean(self):
-        cleaned = super().clean()
-        charge_point, evse = cleaned.get("charge_point"), cleaned.get("evse")
-        if charge_point and evse and evse.charge_point_id != charge_point.pk:
-            self.add_error("evse", "The EVSE belongs to another charge point.")
-        return cleaned
-
-
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
-    form = ConnectorAdminForm
     list_display = (
         "__str__",
         "charge_point",

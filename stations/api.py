@@ -349,10 +349,6 @@ class ChargePointSerializer(serializers.ModelSerializer):
             attrs["operator"] = _operator_for_create(self, attrs)
         else:
             attrs.pop("operator", None)
-        operator = attrs.get("operator") or self.instance.operator
-        site = attrs.get("site")
-        if site is not None and site.operator_id != operator.pk:
-            raise serializers.ValidationError({"site": "The site belongs to another operator."})
         return attrs
 
     @staticmethod

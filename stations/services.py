@@ -23,7 +23,7 @@ from .models import (
     Site,
     StatusChange,
 )
-from .models.network import StatusSource
+from .models.network import SITE_OF_OTHER_OPERATOR, StatusSource
 
 CHARGER_PASSWORD_MIN = 16
 CHARGER_PASSWORD_MAX = 40
@@ -99,8 +99,6 @@ def charge_point_create(
     connectors: Sequence[ConnectorSpec] = (),
     **fields,
 ) -> ChargePoint:
-    if site is not None and site.operator_id != operator.pk:
-        raise ValidationError({"site": "The site belongs to another operator."})
     charge_point = ChargePoint(operator=operator, identity=identity, site=site, **fields)
     if password:
         validate_charger_password(password)
@@ -123,9 +121,6 @@ def charge_point_update(
     connectors: Sequence[ConnectorSpec] | None = None,
     **fields,
 ) -> ChargePoint:
-    site = fields.get("site", charge_point.site)
-    if site is not None and site.operator_id != charge_point.operator_id:
-        raise ValidationError({"site": "The site belongs to another operator."})
     for name, value in fields.items():
         setattr(charge_point, name, value)
     if password:
@@ -156,8 +151,8 @@ def charge_points_provision(
     Returns (created, updated).
     """
     validate_charger_password(password)
-    if site is not None and site.operator_id != operator.pk:
-        raise ValidationError({"site": "The site belongs to another operator."})
+    if site is not None and site.operator_id != operator.pk:  # bulk: no full_clean per row
+        raise ValidationError({"site": SITE_OF_OTHER_OPERATOR})
     identities = list(dict.fromkeys(identities))
     for identity in identities:
         ChargePoint._meta.get_field("identity").run_validators(identity)

@@ -179,6 +179,8 @@ class Site(models.Model):
         )
 
 
+SITE_OF_OTHER_OPERATOR = "The site belongs to another operator."
+
 identity_validator = RegexValidator(
     r"^[A-Za-z0-9._:*@+\-]{1,48}$",
     "Use 1–48 letters, digits or . _ : * @ + - (it is the last part of the charger's OCPP URL).",
@@ -249,6 +251,11 @@ class ChargePoint(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("stations:charge-point", args=[self.identity])
+
+    def clean(self) -> None:
+        super().clean()
+        if self.site_id and self.operator_id and self.site.operator_id != self.operator_id:
+            raise ValidationError({"site": SITE_OF_OTHER_OPERATOR})
 
     def set_password(self, raw_password: str) -> None:
         self.password_hash = ChargerPasswordHasher().encode(raw_password, ChargerPasswordHasher().salt())
@@ -327,6 +334,11 @@ class Connector(models.Model):
 
     def __str__(self) -> str:
         return f"{self.charge_point.identity} #{self.connector_id}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.evse_id and self.charge_point_id and self.evse.charge_point_id != self.charge_point_id:
+            raise ValidationError({"evse": "The EVSE belongs to another charge point."})
 
     @property
     def has_error(self) -> bool:
