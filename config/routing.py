@@ -1,3 +1,11 @@
-"""WebSocket routes: the OCPP endpoint and the live dashboard join here as they are built."""
+"""WebSocket routes: chargers speak OCPP at /ocpp/<identity> (or /ocpp/<operator>/<identity>
+for an operator that admits unknown chargers); live pages join here as they are built."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from stations.ocpp.consumer import OcppConsumer
+
+websocket_urlpatterns: list = [
+    path("ocpp/<str:identity>", OcppConsumer.as_asgi()),
+    path("ocpp/<slug:operator>/<str:identity>", OcppConsumer.as_asgi()),
+]

@@ -220,5 +220,14 @@ LOGGING = {
 }
 
 # --- ChargeDesk -----------------------------------------------------------------------------
+# A charge point counts as offline once nothing was heard from it for this many heartbeat intervals.
+CHARGEDESK_OFFLINE_AFTER_HEARTBEATS = env.float("CHARGEDESK_OFFLINE_AFTER_HEARTBEATS", default=2.5)
+# Unknown chargers connecting to /ocpp/<id> are admitted as pending to this operator (by slug),
+# if that operator accepts unknown chargers; otherwise they are refused.
+CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR = env.str("CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR", default="")
+# Largest OCPP frame accepted, in bytes; larger ones are refused.
+OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=65536)
+# How long a command waits for the charger's answer, in seconds.
+OCPP_COMMAND_TIMEOUT = env.float("OCPP_COMMAND_TIMEOUT", default=30)
 # Largest radius the near-me API accepts, in kilometres.
 CHARGEDESK_MAX_SEARCH_RADIUS_KM = env.float("CHARGEDESK_MAX_SEARCH_RADIUS_KM", default=200)

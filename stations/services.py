@@ -8,9 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
+
+from config import events
 
 from .models import (
     ChargePoint,
@@ -20,6 +24,7 @@ from .models import (
     Evse,
     Operator,
     PowerType,
+    RegistrationStatus,
     Site,
     StatusChange,
 )
@@ -268,6 +273,17 @@ def status_record(
         return None
     target = connector or charge_point
     if target.status_updated_at is None or target.status_updated_at <= timestamp:
+        previous = target.status
+        events.publish(
+            "connector.status_changed",
+            charge_point_id=charge_point.pk,
+            operator_id=charge_point.operator_id,
+            connector_id=connector_id,
+            status=status,
+            previous_status=previous,
+            error_code=error_code,
+            at=timestamp.isoformat(),
+        )
         target.status = status
         target.error_code = error_code
         target.status_updated_at = timestamp
@@ -278,3 +294,154 @@ def status_record(
             fields += ["status_info", "vendor_error_code"]
         target.save(update_fields=fields)
     return obj
+
+
+# --- Chargers connecting and reporting (called by the OCPP adapters) -------------------------
+
+
+@dataclass(frozen=True)
+class Admission:
+    charge_point: ChargePoint | None
+    reason: str
+
+    @property
+    def admitted(self) -> bool:
+        return self.charge_point is not None
+
+
+def charger_admit(*, identity: str, password: str | None, operator_slug: str | None = None) -> Admission:
+    """Decide whether a charger opening a WebSocket may stay (OCPP security profile 1).
+
+    A provisioned charger must present its password. An unknown one is admitted as pending,
+    for an operator to approve, only where the operator accepts unknown chargers (named in the
+    URL, or the deployment's default operator); its first password is kept (trust on first use).
+    """
+    charge_point = ChargePoint.objects.select_related("operator").filter(identity=identity).first()
+    if charge_point is None:
+        slug = operator_slug or settings.CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR
+        operator = Operator.objects.filter(slug=slug, accept_unknown_chargers=True).first() if slug else None
+        if operator is None:
+            return Admission(None, "unknown charge point")
+        if not password or not (CHARGER_PASSWORD_MIN <= len(password) <= CHARGER_PASSWORD_MAX):
+            return Admission(None, "unknown charge point without a valid password")
+        try:
+            ChargePoint._meta.get_field("identity").run_validators(identity)
+        except ValidationError:
+            return Admission(None, "invalid identity")
+        try:
+            with transaction.atomic():
+                charge_point = ChargePoint(
+                    operator=operator, identity=identity, registration_status=RegistrationStatus.PENDING
+                )
+                charge_point.set_password(password)
+                charge_point.save()
+        except IntegrityError:  # admitted concurrently by another process: check like a known one
+            return charger_admit(identity=identity, password=password, operator_slug=operator_slug)
+        events.publish("charge_point.pending", charge_point_id=charge_point.pk, operator_id=operator.pk)
+        return Admission(charge_point, "admitted as pending")
+    if operator_slug and charge_point.operator.slug != operator_slug:
+        return Admission(None, "charge point belongs to another operator")
+    if not charge_point.has_password:
+        return Admission(None, "no password is set for this charge point")
+    if not password or not charge_point.check_password(password):
+        return Admission(None, "wrong password")
+    return Admission(charge_point, "ok")
+
+
+def charger_connected(*, charge_point_id: int, at: dt.datetime) -> None:
+    was_online = ChargePoint.objects.filter(pk=charge_point_id, is_connected=True).exists()
+    ChargePoint.objects.filter(pk=charge_point_id).update(is_connected=True, connected_at=at, last_seen_at=at)
+    if not was_online:
+        _publish_connectivity(charge_point_id, online=True, at=at)
+
+
+def charger_disconnected(*, charge_point_id: int, connected_at: dt.datetime, at: dt.datetime) -> bool:
+    """Mark the charger offline, unless a newer connection of it has taken over meanwhile."""
+    changed = ChargePoint.objects.filter(
+        pk=charge_point_id, connected_at=connected_at, is_connected=True
+    ).update(is_connected=False)
+    if changed:
+        _publish_connectivity(charge_point_id, online=False, at=at)
+    return bool(changed)
+
+
+def charger_seen(*, charge_point_id: int, at: dt.datetime) -> None:
+    ChargePoint.objects.filter(pk=charge_point_id).update(last_seen_at=at)
+
+
+def _publish_connectivity(charge_point_id: int, *, online: bool, at: dt.datetime) -> None:
+    operator_id = ChargePoint.objects.filter(pk=charge_point_id).values_list("operator_id", flat=True).first()
+    events.publish(
+        "charge_point.online" if online else "charge_point.offline",
+        charge_point_id=charge_point_id,
+        operator_id=operator_id,
+        at=at.isoformat(),
+    )
+
+
+def mark_silent_chargers_offline(*, now: dt.datetime | None = None) -> int:
+    """The periodic sweep: a charger silent for longer than a few heartbeat intervals is
+    offline, whatever its socket says (a process may have died holding it). Safe to run twice."""
+    now = now or timezone.now()
+    factor = settings.CHARGEDESK_OFFLINE_AFTER_HEARTBEATS
+    silent = ChargePoint.objects.filter(is_connected=True).filter(
+        Q(last_seen_at__isnull=True)
+        | Q(
+            last_seen_at__lt=now
+            - ExpressionWrapper(
+                F("heartbeat_interval") * dt.timedelta(seconds=factor), output_field=DurationField()
+            )
+        )
+    )
+    ids = list(silent.values_list("pk", flat=True))
+    changed = ChargePoint.objects.filter(pk__in=ids, is_connected=True).update(is_connected=False)
+    for pk in ids:
+        _publish_connectivity(pk, online=False, at=now)
+    return changed
+
+
+BOOT_FIELDS = {
+    "chargePointVendor": "vendor",
+    "chargePointModel": "model",
+    "chargePointSerialNumber": "serial_number",
+    "firmwareVersion": "firmware_version",
+    "iccid": "iccid",
+    "imsi": "imsi",
+    "meterType": "meter_type",
+    "meterSerialNumber": "meter_serial_number",
+}
+
+
+@transaction.atomic
+def charger_booted(*, charge_point_id: int, report: dict, protocol: str, at: dt.datetime) -> ChargePoint:
+    """Store what a BootNotification reports; answer with the registration status."""
+    charge_point = ChargePoint.objects.select_for_update().get(pk=charge_point_id)
+    old_firmware = charge_point.firmware_version
+    for key, name in BOOT_FIELDS.items():
+        if key in report:
+            setattr(charge_point, name, str(report[key])[: ChargePoint._meta.get_field(name).max_length])
+    if not report.get("chargePointSerialNumber") and report.get("chargeBoxSerialNumber"):
+        charge_point.serial_number = str(report["chargeBoxSerialNumber"])[:50]
+    charge_point.protocol = protocol
+    charge_point.last_boot_at = at
+    charge_point.last_seen_at = at
+    charge_point.save()
+    events.publish(
+        "charge_point.booted",
+        charge_point_id=charge_point.pk,
+        operator_id=charge_point.operator_id,
+        firmware_version=charge_point.firmware_version,
+        previous_firmware_version=old_firmware,
+        at=at.isoformat(),
+    )
+    return charge_point
+
+
+def charger_firmware_status(*, charge_point_id: int, status: str, at: dt.datetime) -> None:
+    ChargePoint.objects.filter(pk=charge_point_id).update(firmware_status=status, firmware_status_at=at)
+    events.publish("charge_point.firmware_status", charge_point_id=charge_point_id, status=status)
+
+
+def charger_diagnostics_status(*, charge_point_id: int, status: str, at: dt.datetime) -> None:
+    ChargePoint.objects.filter(pk=charge_point_id).update(diagnostics_status=status, diagnostics_status_at=at)
+    events.publish("charge_point.diagnostics_status", charge_point_id=charge_point_id, status=status)

@@ -16,17 +16,23 @@ from .network import (
     Site,
     StatusChange,
 )
+from .ocpp import Command, CommandStatus, ConfigurationKey, Direction, OcppMessage
 
 __all__ = [
     "OCCUPIED_STATUSES",
     "Availability",
     "ChargePoint",
     "ChargePointStatus",
+    "Command",
+    "CommandStatus",
+    "ConfigurationKey",
     "Connector",
     "ConnectorStandard",
     "ConnectorStatus",
+    "Direction",
     "ErrorCode",
     "Evse",
+    "OcppMessage",
     "Operator",
     "PowerType",
     "ProtocolVersion",

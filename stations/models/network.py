@@ -235,6 +235,13 @@ class ChargePoint(models.Model):
     heartbeat_interval = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(10), MaxValueValidator(86400)], help_text="Seconds."
     )
+    local_list_version = models.IntegerField(
+        null=True, blank=True, help_text="Version of the local authorisation list the charger holds."
+    )
+    firmware_status = models.CharField(max_length=30, blank=True)
+    firmware_status_at = models.DateTimeField(null=True, blank=True)
+    diagnostics_status = models.CharField(max_length=30, blank=True)
+    diagnostics_status_at = models.DateTimeField(null=True, blank=True)
     # The status the charger reports for connector 0: the charge point as a whole.
     status = models.CharField(max_length=16, choices=ConnectorStatus.choices, default=ConnectorStatus.UNKNOWN)
     error_code = models.CharField(max_length=30, blank=True)

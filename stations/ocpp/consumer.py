@@ -1,0 +1,321 @@
+"""The Channels consumer that holds one charger's OCPP WebSocket.
+
+Per frame: parse (orjson), check the official schema (jsonschema-rs), run the version's
+handler in a worker thread inside one database transaction that also logs the frame, and
+only then answer. Commands for the charger arrive from any process through the channel layer
+group ``chargepoint.<pk>``; one CALL is in flight at a time (OCPP-J), the rest wait in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections import deque
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.utils import timezone
+
+from stations import services
+from stations.models import Command, CommandStatus, Direction, OcppMessage
+
+from . import protocol, v16
+from .protocol import CALL, CALLERROR, CALLRESULT, CallError
+
+logger = logging.getLogger("chargedesk.ocpp")
+
+SUPPORTED = {v16.PROTOCOL: v16}
+# last_seen_at is written at most this often per connection (Heartbeat always writes it).
+SEEN_WRITE_EVERY = 30
+# Charger words for a command that was carried out (or will be).
+ACCEPTED_WORDS = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+
+
+def group_name(charge_point_id: int) -> str:
+    return f"chargepoint.{charge_point_id}"
+
+
+def _retrying(fn):
+    """Run ``fn`` in a worker thread; on a broken database connection (a restarted server)
+    drop the thread's connections and try once more."""
+
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InterfaceError, OperationalError):
+            close_old_connections()
+            from django.db import connections
+
+            for conn in connections.all(initialized_only=True):
+                conn.close()
+            return fn(*args, **kwargs)
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+def basic_auth(headers) -> tuple[str | None, str | None]:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, encoded = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                return None, None
+            try:
+                user, _, password = (
+                    base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+                )
+            except (binascii.Error, UnicodeDecodeError):
+                return None, None
+            return user, password
+    return None, None
+
+
+class OcppConsumer(AsyncWebsocketConsumer):
+    ctx: v16.Context | None = None
+
+    # --- Connection ------------------------------------------------------------------------
+
+    async def connect(self):
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.identity = kwargs["identity"]
+        offered = self.scope.get("subprotocols") or []
+        self.subprotocol = next((p for p in offered if p in SUPPORTED), None)
+        if self.subprotocol is None:
+            logger.warning("refused %s: no supported subprotocol in %s", self.identity, offered)
+            await self.close()
+            return
+        user, password = basic_auth(self.scope.get("headers", []))
+        if user is not None and user != self.identity:
+            logger.warning("refused %s: Basic auth user %r is another charge point", self.identity, user)
+            await self.close()
+            return
+        admission = await _retrying(services.charger_admit)(
+            identity=self.identity, password=password, operator_slug=kwargs.get("operator")
+        )
+        if not admission.admitted:
+            logger.warning("refused %s: %s", self.identity, admission.reason)
+            await self.close()
+            return
+        cp = admission.charge_point
+        self.adapter = SUPPORTED[self.subprotocol]
+        self.ctx = self.adapter.Context(cp.pk, cp.identity, cp.operator_id, cp.registration_status)
+        self.group = group_name(cp.pk)
+        self.outbox: deque[dict] = deque()
+        self.in_flight: dict | None = None
+        self.max_frame = settings.OCPP_MAX_FRAME_BYTES
+        # Replace any older connection of this charger, wherever it is held.
+        await self.channel_layer.group_send(
+            self.group, {"type": "ocpp.takeover", "channel": self.channel_name}
+        )
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept(self.subprotocol)
+        self.connected_at = timezone.now()
+        self.seen_written = self.connected_at
+        await _retrying(services.charger_connected)(charge_point_id=cp.pk, at=self.connected_at)
+        logger.info("connected %s (%s, %s)", self.identity, self.subprotocol, admission.reason)
+
+    async def disconnect(self, code):
+        if self.ctx is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        pending = ([self.in_flight] if self.in_flight else []) + list(self.outbox)
+        if self.in_flight:
+            self.in_flight["timer"].cancel()
+        self.in_flight, self.outbox = None, deque()
+        for event in pending:
+            await self._finish(
+                event, CommandStatus.OFFLINE, error="Connection closed before the charger answered."
+            )
+        await _retrying(services.charger_disconnected)(
+            charge_point_id=self.ctx.charge_point_id, connected_at=self.connected_at, at=timezone.now()
+        )
+        logger.info("disconnected %s (code %s)", self.identity, code)
+
+    async def ocpp_takeover(self, event):
+        if event["channel"] != self.channel_name:
+            logger.info("%s reconnected elsewhere; closing this connection", self.identity)
+            await self.close(code=4000)
+
+    # --- Frames from the charger -----------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        received_at = timezone.now()
+        if text_data is None:
+            await self._refuse(
+                CallError("FormationViolation", "OCPP-J frames are text, not binary."), "", received_at
+            )
+            return
+        if len(text_data) > self.max_frame:
+            error = CallError("FormationViolation", f"Frame larger than {self.max_frame} bytes refused.")
+            await self._refuse(error, text_data[:1000], received_at)
+            return
+        try:
+            frame = protocol.parse(text_data)
+        except CallError as error:
+            await self._refuse(error, text_data, received_at)
+            return
+        if frame.message_type == CALL:
+            await self._handle_call(frame, text_data, received_at)
+        else:
+            await self._handle_answer(frame, text_data, received_at)
+
+    async def _handle_call(self, frame: protocol.Frame, raw: str, received_at) -> None:
+        self.ctx.unique_id = frame.unique_id
+        try:
+            self.adapter.check_allowed(self.ctx, frame.action)
+            protocol.validate(self.subprotocol, frame.action, frame.payload, unique_id=frame.unique_id)
+            reply = await _retrying(self._process_call)(frame, raw, received_at)
+        except CallError as error:
+            error.unique_id = frame.unique_id
+            await self._refuse(error, raw, received_at, frame)
+            return
+        except Exception:
+            logger.exception("%s: %s failed", self.identity, frame.action)
+            error = CallError("InternalError", "The central system could not process this message.")
+            error.unique_id = frame.unique_id
+            await self._refuse(error, raw, received_at, frame)
+            return
+        await self.send(reply)
+
+    def _process_call(self, frame: protocol.Frame, raw: str, received_at) -> str:
+        """In a worker thread: handle, check our own answer, log both frames, commit."""
+        handler = self.adapter.HANDLERS[frame.action]
+        with transaction.atomic():
+            payload = handler(self.ctx, frame.payload)
+            protocol.validate(
+                self.subprotocol, frame.action, payload, response=True, unique_id=frame.unique_id
+            )
+            reply = protocol.dumps([CALLRESULT, frame.unique_id, payload])
+            self._log_rows(
+                (Direction.IN, CALL, frame.unique_id, frame.action, raw, received_at),
+                (Direction.OUT, CALLRESULT, frame.unique_id, frame.action, reply, timezone.now()),
+            )
+            if (
+                frame.action != "Heartbeat"
+                and (received_at - self.seen_written).total_seconds() > SEEN_WRITE_EVERY
+            ):
+                services.charger_seen(charge_point_id=self.ctx.charge_point_id, at=received_at)
+                self.seen_written = received_at
+        return reply
+
+    async def _refuse(
+        self, error: CallError, raw: str, received_at, frame: protocol.Frame | None = None
+    ) -> None:
+        reply = error.frame()
+        logger.info("%s: %s %s", self.identity, error.code, error.description)
+        action = frame.action if frame else ""
+        message_type = frame.message_type if frame else 0
+        await _retrying(self._log_rows)(
+            (Direction.IN, message_type, error.unique_id, action, raw, received_at),
+            (Direction.OUT, CALLERROR, error.unique_id, action, reply, timezone.now()),
+        )
+        await self.send(reply)
+
+    def _log_rows(self, *rows) -> None:
+        OcppMessage.objects.bulk_create(
+            [
+                OcppMessage(
+                    charge_point_id=self.ctx.charge_point_id,
+                    direction=direction,
+                    message_type=message_type,
+                    unique_id=unique_id[:64],
+                    action=action[:50],
+                    raw=raw,
+                    created_at=at,
+                )
+                for direction, message_type, unique_id, action, raw, at in rows
+            ]
+        )
+
+    # --- Commands to the charger -----------------------------------------------------------
+
+    async def ocpp_command(self, event):
+        """From send_command(): queue a CALL; it goes out when the one in flight is answered."""
+        self.outbox.append(event)
+        await self._send_next()
+
+    async def _send_next(self) -> None:
+        while self.in_flight is None and self.outbox:
+            event = self.outbox.popleft()
+            command_id = event["command_id"]
+            raw = protocol.dumps([CALL, command_id, event["action"], event["payload"]])
+            loop = asyncio.get_running_loop()
+            event["timer"] = loop.call_later(
+                event["timeout"], lambda cid=command_id: asyncio.ensure_future(self._expire(cid))
+            )
+            self.in_flight = event
+            await self.send(raw)
+            await _retrying(self._mark_sent)(command_id, event["action"], raw)
+
+    def _mark_sent(self, command_id: str, action: str, raw: str) -> None:
+        now = timezone.now()
+        Command.objects.filter(pk=command_id).update(sent_at=now)
+        self._log_rows((Direction.OUT, CALL, command_id, action, raw, now))
+
+    async def _handle_answer(self, frame: protocol.Frame, raw: str, received_at) -> None:
+        event = self.in_flight
+        if event is None or frame.unique_id != event["command_id"]:
+            logger.info("%s: answer to unknown or expired call %s ignored", self.identity, frame.unique_id)
+            await _retrying(self._log_rows)(
+                (Direction.IN, frame.message_type, frame.unique_id, "", raw, received_at)
+            )
+            return
+        event["timer"].cancel()
+        self.in_flight = None
+        await _retrying(self._log_rows)(
+            (Direction.IN, frame.message_type, frame.unique_id, event["action"], raw, received_at)
+        )
+        if frame.message_type == CALLERROR:
+            await self._finish(
+                event, CommandStatus.ERROR, code=frame.error_code, error=frame.error_description
+            )
+        else:
+            try:
+                protocol.validate(self.subprotocol, event["action"], frame.payload, response=True)
+            except CallError as error:
+                await self._finish(event, CommandStatus.ERROR, code=error.code, error=error.description)
+            else:
+                word = frame.payload.get("status")
+                status = (
+                    CommandStatus.ACCEPTED
+                    if word is None or word in ACCEPTED_WORDS
+                    else CommandStatus.REJECTED
+                )
+                await self._finish(event, status, response=frame.payload)
+        await self._send_next()
+
+    async def _expire(self, command_id: str) -> None:
+        if self.in_flight is None or self.in_flight["command_id"] != command_id:
+            return
+        event, self.in_flight = self.in_flight, None
+        await self._finish(event, CommandStatus.TIMEOUT, error="The charger did not answer in time.")
+        await self._send_next()
+
+    async def _finish(
+        self, event: dict, status: str, *, response=None, code: str = "", error: str = ""
+    ) -> None:
+        try:
+            await _retrying(self._store_result)(event, status, response, code, error)
+        except Exception:
+            logger.exception("%s: could not store the result of %s", self.identity, event["action"])
+        if event.get("reply_channel"):
+            await self.channel_layer.send(
+                event["reply_channel"],
+                {"type": "ocpp.result", "command_id": event["command_id"], "status": status},
+            )
+
+    def _store_result(self, event: dict, status: str, response, code: str, error: str) -> None:
+        with transaction.atomic():
+            updated = Command.objects.filter(pk=event["command_id"], status=CommandStatus.PENDING).update(
+                status=status,
+                response=response,
+                error_code=code[:50],
+                error_description=error[:255],
+                completed_at=timezone.now(),
+            )
+            handler = self.adapter.RESULT_HANDLERS.get(event["action"])
+            if updated and response is not None and handler is not None:
+                handler(self.ctx, event["payload"], response)
