@@ -1,6 +1,8 @@
 import asyncio
 import base64
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -43,9 +45,32 @@ class Charger:
         await self.comm.disconnect()
 
 
+WORKERS = 4
+
+
 @pytest.fixture
 def run():
+    """Run a scenario on a fresh event loop. The consumer's database work runs in the loop's
+    executor threads, each holding a connection: close them all at the end (a barrier makes
+    every thread take one closing task), so the test database can be dropped."""
+    from django.db import connections
+
     def _run(coro):
-        return asyncio.run(coro)
+        async def main():
+            loop = asyncio.get_running_loop()
+            executor = ThreadPoolExecutor(max_workers=WORKERS)
+            loop.set_default_executor(executor)
+            barrier = threading.Barrier(WORKERS)
+
+            def close():
+                barrier.wait(timeout=10)
+                connections.close_all()
+
+            try:
+                return await coro
+            finally:
+                await asyncio.gather(*(loop.run_in_executor(executor, close) for _ in range(WORKERS)))
+
+        return asyncio.run(main())
 
     return _run
