@@ -113,6 +113,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Periodic work, in seconds. Celery beat runs it on the real stack; `manage.py serve` runs it
+# in-process when embedded (tasks eager, no broker).
+CELERY_BEAT_SCHEDULE = {
+    "mark-silent-chargers-offline": {"task": "stations.tasks.mark_silent_chargers_offline", "schedule": 60.0},
+}
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "stations.User"

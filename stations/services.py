@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import DurationField, ExpressionWrapper, F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from config import events
@@ -384,15 +384,13 @@ def mark_silent_chargers_offline(*, now: dt.datetime | None = None) -> int:
     offline, whatever its socket says (a process may have died holding it). Safe to run twice."""
     now = now or timezone.now()
     factor = settings.CHARGEDESK_OFFLINE_AFTER_HEARTBEATS
-    silent = ChargePoint.objects.filter(is_connected=True).filter(
-        Q(last_seen_at__isnull=True)
-        | Q(
-            last_seen_at__lt=now
-            - ExpressionWrapper(
-                F("heartbeat_interval") * dt.timedelta(seconds=factor), output_field=DurationField()
-            )
-        )
-    )
+    connected = ChargePoint.objects.filter(is_connected=True)
+    # One condition per heartbeat interval in use (a fleet has few), so the database does the work.
+    silent_if = Q(last_seen_at__isnull=True)
+    for interval in connected.order_by().values_list("heartbeat_interval", flat=True).distinct():
+        cutoff = now - dt.timedelta(seconds=interval * factor)
+        silent_if |= Q(heartbeat_interval=interval, last_seen_at__lt=cutoff)
+    silent = connected.filter(silent_if)
     ids = list(silent.values_list("pk", flat=True))
     changed = ChargePoint.objects.filter(pk__in=ids, is_connected=True).update(is_connected=False)
     for pk in ids:

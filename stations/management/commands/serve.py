@@ -5,10 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from config import periodic
 
 
 class Command(BaseCommand):
@@ -43,6 +46,9 @@ class Command(BaseCommand):
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
             commands["worker"] = [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO"]
             commands["beat"] = [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"]
+        stop_periodic = threading.Event()
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            periodic.start_in_background(stop_periodic)  # no beat without a broker
         procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()}  # noqa: S603
         url = f"http://{host}:{port}"
         self.stdout.write(self.style.SUCCESS(f"\nChargeDesk is starting on {url}  ({', '.join(procs)})"))
@@ -63,6 +69,7 @@ class Command(BaseCommand):
                         stopping = True
                 time.sleep(0.5)
         finally:
+            stop_periodic.set()
             for proc in procs.values():
                 if proc.poll() is None:
                     proc.terminate()
