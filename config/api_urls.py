@@ -4,14 +4,28 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from sessions.api import AuthTokenView, IdTokenViewSet, MeView
-from stations.api import ChargePointViewSet, SiteViewSet, StationViewSet
+from sessions.api import AuthTokenView, IdTokenViewSet, MeView, SessionViewSet
+from stations.api import (
+    IDENTITY_REGEX,
+    ChargePointCommandViewSet,
+    ChargePointViewSet,
+    OperatorCommandViewSet,
+    SiteViewSet,
+    StationViewSet,
+)
 
 router = DefaultRouter()
 router.register("stations", StationViewSet, basename="station")
 router.register("operator/sites", SiteViewSet, basename="operator-site")
 router.register("operator/charge-points", ChargePointViewSet, basename="operator-charge-point")
+router.register(
+    rf"operator/charge-points/(?P<identity>{IDENTITY_REGEX})/commands",
+    ChargePointCommandViewSet,
+    basename="operator-charge-point-command",
+)
+router.register("operator/commands", OperatorCommandViewSet, basename="operator-command")
 router.register("me/id-tokens", IdTokenViewSet, basename="me-id-token")
+router.register("me/sessions", SessionViewSet, basename="me-session")
 
 app_name = "api"
 

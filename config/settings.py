@@ -83,17 +83,19 @@ ASGI_APPLICATION = "config.asgi.application"
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, Celery broker, cache ---------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
+CHANNELS_REDIS_POOL_SIZE = env.int("CHANNELS_REDIS_POOL_SIZE", default=64)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "config.channel_layer.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="chargedesk")},
         }
     }
@@ -232,6 +234,8 @@ CHARGEDESK_OFFLINE_AFTER_HEARTBEATS = env.float("CHARGEDESK_OFFLINE_AFTER_HEARTB
 CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR = env.str("CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR", default="")
 # Largest OCPP frame accepted, in bytes; larger ones are refused.
 OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=65536)
+# Threads (each with a database connection) for the OCPP handlers of one ASGI process.
+OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=16)
 # How long a command waits for the charger's answer, in seconds.
 OCPP_COMMAND_TIMEOUT = env.float("OCPP_COMMAND_TIMEOUT", default=30)
 # Largest radius the near-me API accepts, in kilometres.

@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -39,6 +40,11 @@ def group_name(charge_point_id: int) -> str:
     return f"chargepoint.{charge_point_id}"
 
 
+# The database work of all connections runs in this pool: each thread keeps one database
+# connection, and many commits in flight at once share the server's WAL flushes.
+_executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
+
+
 def _retrying(fn):
     """Run ``fn`` in a worker thread; on a broken database connection (a restarted server)
     drop the thread's connections and try once more."""
@@ -54,7 +60,7 @@ def _retrying(fn):
                 conn.close()
             return fn(*args, **kwargs)
 
-    return sync_to_async(call, thread_sensitive=False)
+    return sync_to_async(call, thread_sensitive=False, executor=_executor)
 
 
 def basic_auth(headers) -> tuple[str | None, str | None]:

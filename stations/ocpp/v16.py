@@ -7,6 +7,7 @@ committed."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from stations.models import ChargePoint, ConfigurationKey, RegistrationStatus
 from .protocol import CallError
 
 PROTOCOL = "ocpp1.6"
+# Seconds between two "meter_values.recorded" events of one connector.
+METER_EVENT_EVERY = 2.0
+_meter_event_at: dict[tuple[int, int], float] = {}
 # A pending or rejected charger retries its BootNotification after this many seconds.
 RETRY_BOOT_INTERVAL = 60
 
@@ -210,13 +214,19 @@ def meter_values(ctx: Context, p: dict) -> dict:
         transaction_id=p.get("transactionId"),
         meter_values=p["meterValue"],
     )
-    events.publish(
-        "meter_values.recorded",
-        charge_point_id=ctx.charge_point_id,
-        operator_id=ctx.operator_id,
-        connector_id=p["connectorId"],
-        transaction_id=p.get("transactionId"),
-    )
+    # Live pages want the running figures, not every sample: at most one event per connector
+    # every few seconds, however often the charger reports.
+    key = (ctx.charge_point_id, p["connectorId"])
+    now_s = time.monotonic()
+    if now_s - _meter_event_at.get(key, 0.0) >= METER_EVENT_EVERY:
+        _meter_event_at[key] = now_s
+        events.publish(
+            "meter_values.recorded",
+            charge_point_id=ctx.charge_point_id,
+            operator_id=ctx.operator_id,
+            connector_id=p["connectorId"],
+            transaction_id=p.get("transactionId"),
+        )
     return {}
 
 
