@@ -21,7 +21,10 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR=$${CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR:-voltway} \
+		$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) \
+		--simulate voltway,northgrid --simulate-skip VW-UTR-06,VW-RTM-05 \
+		--simulate-id-tags 04A2C81B7F5E80,04B93D2A6C1F80
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

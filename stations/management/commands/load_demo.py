@@ -277,8 +277,8 @@ class Command(BaseCommand):
             firmware_version=firmware,
             serial_number=f"{vendor[:3].upper()}-{demo.identity.replace('-', '')}",
             registration_status=demo.registration,
-            is_connected=demo.online,
-            connected_at=booted if demo.online else None,
+            # Nothing is connected until a charger connects: `make run` starts simulated ones.
+            is_connected=False,
             last_seen_at=last_seen,
             last_boot_at=booted,
         )

@@ -3,6 +3,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,8 +22,20 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1, help="ASGI server processes.")
+        parser.add_argument(
+            "--simulate",
+            default="",
+            help="Comma-separated operator slugs whose accepted chargers a simulator plays (demo).",
+        )
+        parser.add_argument(
+            "--simulate-skip", default="", help="Comma-separated identities to leave offline."
+        )
+        parser.add_argument("--simulate-password", default="voltway-demo-charger-01")
+        parser.add_argument(
+            "--simulate-id-tags", default="", help="Comma-separated idTags for simulated sessions."
+        )
 
-    def handle(self, *args, host, port, workers, **options):
+    def handle(self, *args, host, port, workers, simulate, simulate_skip, **options):
         python = sys.executable
         commands = {
             "web": [
@@ -51,6 +64,19 @@ class Command(BaseCommand):
             periodic.start_in_background(stop_periodic)  # no beat without a broker
         procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()}  # noqa: S603
         url = f"http://{host}:{port}"
+        identities = self._simulated(simulate, simulate_skip)
+        tags = [t for t in options["simulate_id_tags"].split(",") if t]
+        if identities and _wait_for_port(host, port, procs["web"]):
+            procs["chargers"] = subprocess.Popen(  # noqa: S603
+                [
+                    python, "manage.py", "simulate_chargers", "--url", f"ws://{host}:{port}/ocpp",
+                    "--password", options["simulate_password"], "--profile", "busy",
+                    "--session-gap", "60", "--session-duration", "240", "--meter-interval", "10",
+                    "--energy-speedup", "10", "--log-level", "WARNING", "--identities", *identities,
+                    *(["--id-tags", *tags] if tags else []),
+                ],
+                env=os.environ.copy(),
+            )  # fmt: skip
         self.stdout.write(self.style.SUCCESS(f"\nChargeDesk is starting on {url}  ({', '.join(procs)})"))
         self.stdout.write("Demo logins are printed above by load_demo. Ctrl-C stops everything.\n")
         stopping = False
@@ -78,3 +104,29 @@ class Command(BaseCommand):
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+    @staticmethod
+    def _simulated(operators: str, skip: str) -> list[str]:
+        if not operators:
+            return []
+        from stations.models import ChargePoint, RegistrationStatus
+
+        return list(
+            ChargePoint.objects.filter(
+                operator__slug__in=operators.split(","), registration_status=RegistrationStatus.ACCEPTED
+            )
+            .exclude(identity__in=[i for i in skip.split(",") if i])
+            .order_by("identity")
+            .values_list("identity", flat=True)
+        )
+
+
+def _wait_for_port(host: str, port: int, proc: subprocess.Popen, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
