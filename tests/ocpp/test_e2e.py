@@ -3,12 +3,14 @@ PostgreSQL, chargers over TCP, commands from other processes."""
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import websockets
+from ocpp.v16 import call
 
 from stations.models import ChargePoint, Command, CommandStatus
 from tests.factories import CHARGER_PASSWORD, ChargePointFactory, ConnectorFactory
@@ -34,7 +36,9 @@ def charge_point(transactional_db):
     return cp
 
 
-def test_command_from_a_management_command_process_reaches_the_charger_through_redis(asgi_process, charge_point):
+def test_command_from_a_management_command_process_reaches_the_charger_through_redis(
+    asgi_process, charge_point
+):
     base, env = asgi_process
 
     async def scenario():
@@ -95,4 +99,58 @@ def test_offline_after_disconnect_and_command_then_says_offline(asgi_process, ch
     assert charge_point.is_connected is False
     from stations.commands import send_command
 
-    assert send_command(ChargePoint.objects.get(pk=charge_point.pk), "ClearCache", {}).status == CommandStatus.OFFLINE
+    assert (
+        send_command(ChargePoint.objects.get(pk=charge_point.pk), "ClearCache", {}).status
+        == CommandStatus.OFFLINE
+    )
+
+
+def test_simulated_charger_full_session_over_tcp(asgi_process, charge_point):
+    """Boot, authorise, a session with meter values, stop; then a re-sent StopTransaction
+    changes nothing, and a remote command goes out and is answered."""
+    from sessions.models import MeterSample, Transaction
+    from stations.simulator import SimulatedChargePoint
+    from tests.factories import IdTokenFactory
+
+    base, _ = asgi_process
+    IdTokenFactory(token="04E2E0001")
+
+    async def scenario():
+        async with SimulatedChargePoint(
+            identity="E2E-1",
+            password=CHARGER_PASSWORD,
+            url=base.replace("http://", "ws://") + "/ocpp",
+            connectors=1,
+            meter_interval=0.2,
+            energy_speedup=50,
+            seed=7,
+        ) as cp:
+            await cp.wait_booted(timeout=20)
+            started = await cp.start_session(1, "04E2E0001")
+            await asyncio.sleep(1.5)  # a few MeterValues
+            stopped = await cp.stop_session(1, reason="Local")
+            # The same StopTransaction again, as after a reconnect.
+            again = await cp.call(
+                call.StopTransaction(
+                    meter_stop=stopped.meter_stop + 500,
+                    timestamp=dt.datetime.now(dt.UTC).isoformat(),
+                    transaction_id=started.transaction_id,
+                    id_tag="04E2E0001",
+                )
+            )
+            return started, stopped, again
+
+    started, stopped, again = asyncio.run(scenario())
+    assert again.id_tag_info["status"] == "Accepted"
+    assert started.accepted and started.transaction_id
+    tx = Transaction.objects.get(pk=started.transaction_id)
+    assert tx.charge_point_id == charge_point.pk
+    assert tx.stopped_at is not None and tx.stop_reason == "Local"
+    assert tx.meter_stop == stopped.meter_stop
+    assert tx.energy_wh == stopped.meter_stop - tx.meter_start
+    energy = MeterSample.objects.filter(transaction=tx, measurand="Energy.Active.Import.Register")
+    assert energy.count() >= 3
+    stopped_at, meter_stop = tx.stopped_at, tx.meter_stop
+    tx.refresh_from_db()
+    assert (tx.stopped_at, tx.meter_stop) == (stopped_at, meter_stop)  # the re-sent stop changed nothing
+    assert Transaction.objects.count() == 1
