@@ -125,6 +125,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # in-process when embedded (tasks eager, no broker).
 CELERY_BEAT_SCHEDULE = {
     "mark-silent-chargers-offline": {"task": "stations.tasks.mark_silent_chargers_offline", "schedule": 60.0},
+    "expire-reservations": {"task": "sessions.tasks.expire_reservations", "schedule": 60.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
