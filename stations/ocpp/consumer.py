@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from stations import services
@@ -30,6 +30,10 @@ from .protocol import CALL, CALLERROR, CALLRESULT, CallError
 logger = logging.getLogger("chargedesk.ocpp")
 
 SUPPORTED = {v16.PROTOCOL: v16}
+LOG_INSERT = (
+    f"INSERT INTO {OcppMessage._meta.db_table} "  # the table name is the model's; values are bound
+    "(charge_point_id, direction, message_type, unique_id, action, raw, created_at) VALUES"
+)
 # last_seen_at is written at most this often per connection (Heartbeat always writes it).
 SEEN_WRITE_EVERY = 30
 # Charger words for a command that was carried out (or will be).
@@ -221,20 +225,22 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.send(reply)
 
     def _log_rows(self, *rows) -> None:
-        OcppMessage.objects.bulk_create(
-            [
-                OcppMessage(
-                    charge_point_id=self.ctx.charge_point_id,
-                    direction=direction,
-                    message_type=message_type,
-                    unique_id=unique_id[:64],
-                    action=action[:50],
-                    raw=raw,
-                    created_at=at,
-                )
-                for direction, message_type, unique_id, action, raw, at in rows
+        """Append frames to the message log: one INSERT, no ORM (this runs for every frame)."""
+        ops = connection.ops
+        values = []
+        for direction, message_type, unique_id, action, raw, at in rows:
+            values += [
+                self.ctx.charge_point_id,
+                direction,
+                message_type,
+                unique_id[:64],
+                action[:50],
+                raw,
+                ops.adapt_datetimefield_value(at),
             ]
-        )
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(f"{LOG_INSERT} {placeholders}", values)
 
     # --- Commands to the charger -----------------------------------------------------------
 
