@@ -2,7 +2,6 @@ import asyncio
 import base64
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -45,32 +44,49 @@ class Charger:
         await self.comm.disconnect()
 
 
-WORKERS = 4
+def close_thread_connections(executor) -> None:
+    """Close the database connection each thread of ``executor`` holds (a barrier makes every
+    thread take one closing task), so the test database can be dropped afterwards."""
+    from django.db import connections
+
+    threads = len(executor._threads)
+    if not threads:
+        return
+    barrier = threading.Barrier(threads)
+
+    def close():
+        barrier.wait(timeout=10)
+        connections.close_all()
+
+    for future in [executor.submit(close) for _ in range(threads)]:
+        future.result(timeout=15)
 
 
 @pytest.fixture
 def run():
-    """Run a scenario on a fresh event loop. The consumer's database work runs in the loop's
-    executor threads, each holding a connection: close them all at the end (a barrier makes
-    every thread take one closing task), so the test database can be dropped."""
-    from django.db import connections
+    """Run a scenario on a fresh event loop, then close the connections of the consumer's
+    database threads."""
+    from stations.ocpp import consumer
 
     def _run(coro):
-        async def main():
-            loop = asyncio.get_running_loop()
-            executor = ThreadPoolExecutor(max_workers=WORKERS)
-            loop.set_default_executor(executor)
-            barrier = threading.Barrier(WORKERS)
-
-            def close():
-                barrier.wait(timeout=10)
-                connections.close_all()
-
-            try:
-                return await coro
-            finally:
-                await asyncio.gather(*(loop.run_in_executor(executor, close) for _ in range(WORKERS)))
-
-        return asyncio.run(main())
+        try:
+            return asyncio.run(coro)
+        finally:
+            close_thread_connections(consumer._executor)
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer(settings):
+    """Each test gets a new channel layer (its pools belong to one event loop) and, on Redis,
+    no groups left over from the connections of earlier tests."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    if settings.REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    yield
+    channel_layers.backends.clear()
