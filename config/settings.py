@@ -242,7 +242,7 @@ CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR = env.str("CHARGEDESK_UNKNOWN_CHARGERS_OPER
 # Largest OCPP frame accepted, in bytes; larger ones are refused.
 OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=65536)
 # Threads (each with a database connection) for the OCPP handlers of one ASGI process.
-OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=16 if USING_POSTGRES else 2)
+OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=16 if USING_POSTGRES else 1)
 # How long a command waits for the charger's answer, in seconds.
 OCPP_COMMAND_TIMEOUT = env.float("OCPP_COMMAND_TIMEOUT", default=30)
 # Largest radius the near-me API accepts, in kilometres.

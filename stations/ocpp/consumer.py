@@ -121,10 +121,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.group, {"type": "ocpp.takeover", "channel": self.channel_name}
         )
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept(self.subprotocol)
+        # Online before the handshake completes: a command sent the moment the charger is
+        # connected must find it so.
         self.connected_at = timezone.now()
         self.seen_written = self.connected_at
         await _retrying(services.charger_connected)(charge_point_id=cp.pk, at=self.connected_at)
+        await self.accept(self.subprotocol)
         logger.info("connected %s (%s, %s)", self.identity, self.subprotocol, admission.reason)
 
     async def disconnect(self, code):
