@@ -44,7 +44,7 @@ def test_database_and_redis_urls_select_the_real_stack():
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout)
     assert probe["engine"] == "django.db.backends.postgresql"
-    assert probe["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert probe["layer"] == "config.channel_layer.RedisChannelLayer"
     assert probe["eager"] is False
     assert probe["broker"] == "redis://cache.invalid:6379/0"
     assert probe["cache"].endswith("RedisCache")
