@@ -1,20 +1,35 @@
-"""REST API v1 of the charger network: the public station finder and operator CRUD."""
+"""REST API v1 of the charger network: the public station finder, operator CRUD and the
+commands operators send to chargers."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import serializers, viewsets
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from . import selectors, services
+from .commands import send_command, send_command_many, validate_command
+from .forms import schema_complaints, settle_reservation
 from .models import (
     Availability,
     ChargePoint,
+    Command,
     Connector,
     ConnectorStandard,
     Operator,
@@ -23,6 +38,7 @@ from .models import (
     Site,
 )
 from .models.network import identity_validator
+from .ocpp.v16 import CENTRAL_SYSTEM_ACTIONS
 from .permissions import IsOperatorStaff
 from .services import ConnectorSpec
 
@@ -403,3 +419,278 @@ class ChargePointViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return selectors.charge_points_for(self.request.user)
+
+
+# --- Commands to chargers -----------------------------------------------------------------
+
+IDENTITY_REGEX = r"[A-Za-z0-9._:*@+\-]+"
+COMMAND_ACTIONS = sorted(CENTRAL_SYSTEM_ACTIONS)
+MAX_COMMAND_TIMEOUT = 120
+MAX_BULK = 1000
+# A ReserveNow is one reservation on one charger: not for many at once.
+NOT_IN_BULK = frozenset({"ReserveNow"})
+
+
+class IsOperatorStaffMember(permissions.BasePermission):
+    """Technicians and operator admins alike: sending commands is their daily work."""
+
+    message = "Only an operator's staff may send commands to charge points."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_operator_staff)
+
+
+def command_error_detail(error: DjangoValidationError) -> dict:
+    """A payload the schema refuses, as field messages: ``{"payload": {"type": [...]}}``."""
+    complaints = schema_complaints(error)
+    detail: dict = {}
+    if "action" in complaints:
+        detail["action"] = complaints.pop("action")
+    if set(complaints) == {""}:
+        detail["payload"] = complaints[""]
+    elif complaints:
+        detail["payload"] = {(path or "non_field_errors"): messages for path, messages in complaints.items()}
+    return detail
+
+
+class CommandSerializer(serializers.ModelSerializer):
+    charge_point = serializers.CharField(source="charge_point.identity", read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.email", read_only=True, allow_null=True, help_text="Who sent it."
+    )
+    outcome = serializers.CharField(
+        read_only=True, help_text="The charger's status word, or why there is none (offline, timed out)."
+    )
+    # A plain string in the schema: a second enum named "status" would rename the connector
+    # status enum clients know (drf-spectacular names enums by field name).
+    status = serializers.CharField(
+        read_only=True,
+        help_text="pending (waiting for the charger), accepted, rejected, error (a CALLERROR), "
+        "timeout (no answer in time) or offline (not sent: the charger is not connected).",
+    )
+    payload = serializers.DictField(read_only=True, help_text="The OCPP request as sent.")
+    response = serializers.DictField(
+        read_only=True, allow_null=True, help_text="The charger's OCPP answer, if it gave one."
+    )
+
+    class Meta:
+        model = Command
+        fields = [
+            "id",
+            "charge_point",
+            "action",
+            "payload",
+            "status",
+            "outcome",
+            "response",
+            "error_code",
+            "error_description",
+            "requested_by",
+            "batch",
+            "created_at",
+            "sent_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+
+class CommandRequestSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=COMMAND_ACTIONS, help_text="The OCPP 1.6 command.")
+    payload = serializers.DictField(
+        default=dict, help_text="The OCPP request payload, as the OCPP 1.6 schema of the command has it."
+    )
+    timeout = serializers.FloatField(
+        required=False,
+        min_value=1,
+        max_value=MAX_COMMAND_TIMEOUT,
+        help_text="Seconds to wait for the charger's answer (default: the server's setting).",
+    )
+
+
+class BulkCommandRequestSerializer(CommandRequestSerializer):
+    charge_points = serializers.ListField(
+        child=serializers.CharField(max_length=48),
+        min_length=1,
+        max_length=MAX_BULK,
+        help_text="Identities of the charge points, all of them yours.",
+    )
+
+    def validate_action(self, value: str) -> str:
+        if value in NOT_IN_BULK:
+            raise serializers.ValidationError(f"{value} is sent to one charge point at a time.")
+        return value
+
+
+def _reserve(charge_point: ChargePoint, payload: dict) -> dict:
+    """A ReserveNow records its reservation first; the reservation's id is the reservationId."""
+    from sessions import services as charging
+    from sessions.models import Reservation
+
+    if "reservationId" in payload:
+        if not Reservation.objects.filter(pk=payload["reservationId"], charge_point=charge_point).exists():
+            raise serializers.ValidationError(
+                {"payload": {"reservationId": ["No such reservation on this charge point."]}}
+            )
+        return payload
+    try:
+        validate_command(charge_point, "ReserveNow", {**payload, "reservationId": 0})
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(command_error_detail(error)) from error
+    try:
+        expiry = dt.datetime.fromisoformat(payload["expiryDate"])
+    except ValueError as error:
+        raise serializers.ValidationError(
+            {"payload": {"expiryDate": ["Not an ISO 8601 date-time."]}}
+        ) from error
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=dt.UTC)
+    names = {"connector_id": "connectorId", "id_tag": "idTag", "expiry_date": "expiryDate"}
+    try:
+        reservation = charging.reservation_create(
+            charge_point=charge_point,
+            connector_id=payload["connectorId"],
+            id_tag=payload["idTag"],
+            expiry_date=expiry,
+            parent_id_tag=payload.get("parentIdTag"),
+        )
+    except DjangoValidationError as error:
+        detail = {names.get(k, k): v for k, v in error.message_dict.items()}
+        raise serializers.ValidationError({"payload": detail}) from error
+    return {**payload, "reservationId": reservation.pk}
+
+
+IDENTITY_PARAMETER = OpenApiParameter(
+    "identity", OpenApiTypes.STR, OpenApiParameter.PATH, description="The charge point's identity."
+)
+COMMAND_400 = OpenApiResponse(
+    description="Unknown action or a payload the OCPP schema refuses, with field messages."
+)
+
+
+@extend_schema(parameters=[IDENTITY_PARAMETER], tags=["operator commands"])
+@extend_schema_view(
+    list=extend_schema(summary="Commands sent to a charge point, newest first"),
+    create=extend_schema(
+        summary="Send a command to a charge point",
+        description="Sends the command and waits for the charger's answer (or the timeout). "
+        "The command is recorded whatever its outcome: status `accepted`, `rejected`, `error`, "
+        "`timeout` or `offline` (not sent: the charger is not connected).",
+        request=CommandRequestSerializer,
+        responses={
+            201: CommandSerializer,
+            400: COMMAND_400,
+            403: OpenApiResponse(description="Not operator staff."),
+            404: OpenApiResponse(description="No such charge point of yours."),
+        },
+    ),
+)
+class ChargePointCommandViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """The commands of one of the operator's charge points: send one, list those sent."""
+
+    serializer_class = CommandSerializer
+    permission_classes = [IsOperatorStaffMember]
+    filterset_fields = ["action", "status"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def charge_point(self) -> ChargePoint:
+        if not hasattr(self, "_charge_point"):
+            self._charge_point = get_object_or_404(
+                selectors.charge_points_for(self.request.user), identity=self.kwargs["identity"]
+            )
+        return self._charge_point
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no charge point
+            return Command.objects.none()
+        return Command.objects.filter(charge_point=self.charge_point()).select_related(
+            "charge_point", "requested_by"
+        )
+
+    def create(self, request, *args, **kwargs):
+        charge_point = self.charge_point()
+        data = CommandRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        action = data.validated_data["action"]
+        payload = data.validated_data["payload"]
+        reserving = action == "ReserveNow" and "reservationId" not in payload
+        if action == "ReserveNow":
+            payload = _reserve(charge_point, payload)
+        try:
+            command = send_command(
+                charge_point,
+                action,
+                payload,
+                timeout=data.validated_data.get("timeout"),
+                requested_by=request.user,
+            )
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(command_error_detail(error)) from error
+        if reserving:
+            settle_reservation(payload["reservationId"], command)
+        return Response(CommandSerializer(command).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["operator commands"])
+@extend_schema_view(
+    list=extend_schema(summary="Commands sent to the operator's charge points, newest first"),
+    retrieve=extend_schema(summary="One command with its outcome"),
+    create=extend_schema(
+        summary="Send one command to many charge points at once",
+        description="Sends to all of them concurrently, as one batch, and waits for every answer "
+        "(or its timeout). Every identity must be one of your charge points.",
+        request=BulkCommandRequestSerializer,
+        responses={
+            201: CommandSerializer(many=True),
+            400: COMMAND_400,
+            403: OpenApiResponse(description="Not operator staff."),
+        },
+    ),
+)
+class OperatorCommandViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Commands across the operator's network; many charge points at once."""
+
+    serializer_class = CommandSerializer
+    permission_classes = [IsOperatorStaffMember]
+    filterset_fields = ["action", "status", "batch"]
+    search_fields = ["charge_point__identity"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Command.objects.none()
+        return Command.objects.filter(
+            charge_point__in=selectors.charge_points_for(self.request.user).values("pk")
+        ).select_related("charge_point", "requested_by")
+
+    def create(self, request, *args, **kwargs):
+        data = BulkCommandRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        identities = list(dict.fromkeys(data.validated_data["charge_points"]))
+        charge_points = list(
+            selectors.charge_points_for(request.user).filter(identity__in=identities).order_by("identity")
+        )
+        unknown = [i for i in identities if i not in {cp.identity for cp in charge_points}]
+        if unknown:
+            raise serializers.ValidationError(
+                {"charge_points": [f"Not charge points of yours: {', '.join(unknown)}."]}
+            )
+        action = data.validated_data["action"]
+        payload = data.validated_data["payload"]
+        try:
+            for charge_point in {cp.protocol: cp for cp in charge_points}.values():
+                validate_command(charge_point, action, payload)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(command_error_detail(error)) from error
+        commands = send_command_many(
+            charge_points,
+            action,
+            payload,
+            timeout=data.validated_data.get("timeout"),
+            requested_by=request.user,
+        )
+        return Response(CommandSerializer(commands, many=True).data, status=status.HTTP_201_CREATED)
