@@ -1,5 +1,7 @@
 import os
 import shutil
+import sqlite3
+import time
 
 import pytest
 from django.conf import settings
@@ -288,3 +290,36 @@ def asgi_process(transactional_db, settings):
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+LOCK_WAIT = 5.0  # seconds, as SQLite's own busy timeout
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_waits_for_locks(monkeypatch):
+    """The in-memory SQLite test database is one shared cache for all threads, and there a
+    statement meeting another thread's table lock fails at once ("database table is locked"):
+    the busy timeout of a database file does not apply. These tests run a view in one thread
+    and the consumer's database work in others, as production does, so wait for the lock as a
+    file database would."""
+    from django.db import connection
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+
+    if connection.vendor != "sqlite":
+        return
+
+    def patient(method):
+        def call(self, *args, **kwargs):
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    return method(self, *args, **kwargs)
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.002)
+
+        return call
+
+    monkeypatch.setattr(SQLiteCursorWrapper, "execute", patient(SQLiteCursorWrapper.execute))
+    monkeypatch.setattr(SQLiteCursorWrapper, "executemany", patient(SQLiteCursorWrapper.executemany))

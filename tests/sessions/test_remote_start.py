@@ -14,7 +14,6 @@ from stations.models import Command, CommandStatus, ConnectorStatus
 from tests.factories import IdTokenFactory
 from tests.sessions.factories import ReservationFactory, TransactionFactory
 from tests.stations.test_commands_ui import (
-    _sqlite_waits_for_locks,  # noqa: F401 (autouse fixture)
     answer,
     connected,
     in_thread,

@@ -11,7 +11,6 @@ from sessions.models import Reservation, ReservationStatus
 from stations.models import Command, CommandStatus
 from tests.factories import ChargePointFactory, ConnectorFactory, SiteFactory
 from tests.stations.test_commands_ui import (
-    _sqlite_waits_for_locks,  # noqa: F401 (autouse fixture)
     answer,
     connected,
     in_thread,

@@ -5,9 +5,7 @@ import asyncio
 import datetime as dt
 import json
 import re
-import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -29,36 +27,6 @@ from tests.sessions.factories import ReservationFactory, TransactionFactory
 # --- Playing a charger while a page or API call waits for it ---------------------------------
 
 WORKERS = 4
-LOCK_WAIT = 5.0  # seconds, as SQLite's own busy timeout
-
-
-@pytest.fixture(autouse=True)
-def _sqlite_waits_for_locks(monkeypatch):
-    """The in-memory SQLite test database is one shared cache for all threads, and there a
-    statement meeting another thread's table lock fails at once ("database table is locked"):
-    the busy timeout of a database file does not apply. These tests run a view in one thread
-    and the consumer's database work in others, as production does, so wait for the lock as a
-    file database would."""
-    if connection.vendor != "sqlite":
-        return
-
-    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
-
-    def patient(method):
-        def call(self, *args, **kwargs):
-            deadline = time.monotonic() + LOCK_WAIT
-            while True:
-                try:
-                    return method(self, *args, **kwargs)
-                except sqlite3.OperationalError as error:
-                    if "locked" not in str(error) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.002)
-
-        return call
-
-    monkeypatch.setattr(SQLiteCursorWrapper, "execute", patient(SQLiteCursorWrapper.execute))
-    monkeypatch.setattr(SQLiteCursorWrapper, "executemany", patient(SQLiteCursorWrapper.executemany))
 
 
 def play(scenario):

@@ -61,8 +61,8 @@ def test_demo_network(client):
     assert all(cp.check_password(CHARGER_PASSWORD) for cp in cps)
     assert cps.filter(identity="VW-AMS-01").exists()
     assert cps.filter(registration_status=RegistrationStatus.PENDING).count() == 1
-    assert cps.filter(is_connected=False).count() >= 2
-    assert cps.filter(is_connected=True).count() > cps.count() / 2
+    # Nothing is connected until chargers connect (`make run` starts simulated ones).
+    assert not cps.filter(is_connected=True).exists()
     assert len({cp.vendor for cp in cps}) >= 3
     assert Connector.objects.filter(charge_point__operator=voltway, max_power_kw=350).exists()
     assert Connector.objects.filter(charge_point__operator=voltway, standard="CHADEMO").exists()

@@ -21,7 +21,6 @@ from stations.ocpp import v16
 from tests.factories import CHARGER_PASSWORD, PASSWORD, ChargePointFactory, ConnectorFactory
 from tests.sessions.factories import TransactionFactory
 from tests.stations.test_commands_ui import (
-    _sqlite_waits_for_locks,  # noqa: F401 (autouse fixture)
     connected,
     in_thread,
     play,
