@@ -20,7 +20,7 @@ import logging
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -126,17 +126,31 @@ def _send(groups: list[str], data: dict) -> None:
     message = {"type": "live.event", "data": data}
 
     async def send_all():
-        for group in groups:
-            await layer.group_send(group, message)
+        try:
+            for group in groups:
+                await layer.group_send(group, message)
+        except Exception:  # a live update is not worth an error anywhere else
+            logger.warning("live update %s not sent", data.get("event"), exc_info=True)
 
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        async_to_sync(send_all)()
+        main_loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+        if main_loop is not None and main_loop.is_running():
+            # A worker thread of the ASGI server (the OCPP handlers): hand the send to the
+            # server's loop and go on; waiting for it would hold the thread the next charger
+            # message needs.
+            main_loop.call_soon_threadsafe(_schedule, main_loop, send_all)
+        else:
+            async_to_sync(send_all)()
     else:  # published from code running inside an event loop: no blocking there
-        task = loop.create_task(send_all())
-        _sending.add(task)
-        task.add_done_callback(_sending.discard)
+        _schedule(loop, send_all)
+
+
+def _schedule(loop, send_all) -> None:
+    task = loop.create_task(send_all())
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
 
 
 def _operator_groups(operator_id: int | None) -> list[str]:
