@@ -28,8 +28,6 @@ def run_due(last_run: dict[str, float], now: float) -> list[str]:
             ran.append(name)
         except Exception:
             logger.exception("periodic task %s failed", name)
-        finally:
-            close_old_connections()
     return ran
 
 
@@ -38,6 +36,7 @@ def start_in_background(stop: threading.Event, tick: float = 5.0) -> threading.T
         last_run: dict[str, float] = {}
         while not stop.wait(tick):
             run_due(last_run, time.monotonic())
+            close_old_connections()  # this thread's, as a request would at its end
 
     thread = threading.Thread(target=loop, name="periodic", daemon=True)
     thread.start()
