@@ -323,3 +323,18 @@ def _sqlite_waits_for_locks(monkeypatch):
 
     monkeypatch.setattr(SQLiteCursorWrapper, "execute", patient(SQLiteCursorWrapper.execute))
     monkeypatch.setattr(SQLiteCursorWrapper, "executemany", patient(SQLiteCursorWrapper.executemany))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer(settings):
+    """Each test gets a new channel layer (its pools belong to one event loop) and, on Redis,
+    no groups left over from the connections of earlier tests."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    if settings.REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    yield
+    channel_layers.backends.clear()

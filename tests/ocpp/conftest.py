@@ -75,18 +75,3 @@ def run():
             close_thread_connections(consumer._executor)
 
     return _run
-
-
-@pytest.fixture(autouse=True)
-def _fresh_channel_layer(settings):
-    """Each test gets a new channel layer (its pools belong to one event loop) and, on Redis,
-    no groups left over from the connections of earlier tests."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    if settings.REDIS_URL:
-        import redis
-
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    yield
-    channel_layers.backends.clear()

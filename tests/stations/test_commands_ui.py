@@ -19,9 +19,10 @@ from sessions.models import IdTokenStatus, Reservation, ReservationStatus
 from stations.commands import validate_command
 from stations.forms import BULK_FORMS, COMMAND_FORMS
 from stations.models import Command, CommandStatus, ConfigurationKey, OcppMessage
+from stations.ocpp import consumer
 from stations.ocpp.v16 import CENTRAL_SYSTEM_ACTIONS
 from tests.factories import ChargePointFactory, ConnectorFactory, IdTokenFactory, SiteFactory
-from tests.ocpp.conftest import Charger
+from tests.ocpp.conftest import Charger, close_thread_connections
 from tests.sessions.factories import ReservationFactory, TransactionFactory
 
 # --- Playing a charger while a page or API call waits for it ---------------------------------
@@ -49,7 +50,10 @@ def play(scenario):
         finally:
             await asyncio.gather(*(loop.run_in_executor(executor, close) for _ in range(WORKERS)))
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        close_thread_connections(consumer._executor)
 
 
 def in_thread(fn, *args, **kwargs) -> asyncio.Future:
