@@ -268,12 +268,10 @@ def prepare_chargedesk(args, env: dict) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    code = (
-        "from stations.models import Operator; from sessions.models import IdToken;"
-        "Operator.objects.get_or_create(slug='bench', defaults={'name': 'Bench'});"
-        f"IdToken.objects.get_or_create(token='{ID_TAG}')"
-    )
-    subprocess.run([*manage, "shell", "-c", code], cwd=ROOT, env=env, check=True)
+    code = "from stations.models import Operator; Operator.objects.get_or_create(slug='bench', name='Bench')"
+    subprocess.run([*manage, "shell", "-v", "0", "-c", code], cwd=ROOT, env=env, check=True)
+    quiet = {"cwd": ROOT, "env": env, "check": True, "stdout": subprocess.DEVNULL}
+    subprocess.run([*manage, "provision_idtag", ID_TAG], **quiet)
     subprocess.run(
         [*manage, "provision_chargepoint", "--operator", "bench", "--password", PASSWORD,
          "--connectors", "1", "--prefix", "LOAD-", "--count", str(args.chargers)],

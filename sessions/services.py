@@ -39,6 +39,8 @@ from .models import (
     AuthorizationStatus,
     EnergyAnomaly,
     IdToken,
+    IdTokenStatus,
+    IdTokenType,
     MeterSample,
     Reservation,
     ReservationStatus,
@@ -741,3 +743,46 @@ def reservations_expire(*, now: dt.datetime | None = None) -> int:
     return Reservation.objects.filter(status__in=ACTIVE_RESERVATION_STATUSES, expires_at__lte=now).update(
         status=ReservationStatus.EXPIRED, updated_at=now
     )
+
+
+# --- ID tokens ---------------------------------------------------------------------------------
+
+ID_TAG_MAX = 20  # OCPP 1.6 IdToken is CiString20
+
+
+def id_tokens_provision(
+    *,
+    tokens: Iterable[str],
+    driver=None,
+    type: str = IdTokenType.RFID,
+    status: str = IdTokenStatus.ACCEPTED,
+    expires_at: dt.datetime | None = None,
+    parent_token: str = "",
+) -> tuple[int, int]:
+    """Create or update many ID tokens at once (idempotent). Returns (created, updated).
+
+    A token already owned by another driver is not taken over: that is an error naming it.
+    """
+    tokens = list(dict.fromkeys(t.strip() for t in tokens if t.strip()))
+    too_long = [t for t in tokens if len(t) > ID_TAG_MAX]
+    if too_long:
+        raise ValidationError(
+            {"token": f"An idTag has at most {ID_TAG_MAX} characters: {', '.join(too_long[:5])}"}
+        )
+    if status not in IdTokenStatus.values or type not in IdTokenType.values:
+        raise ValidationError({"status": "Unknown token type or status."})
+    with transaction.atomic():
+        existing = {t.token: t for t in IdToken.objects.select_for_update().filter(token__in=tokens)}
+        foreign = sorted(
+            t for t, obj in existing.items() if driver and obj.driver_id not in (None, driver.pk)
+        )
+        if foreign:
+            raise ValidationError({"token": f"Owned by another driver: {', '.join(foreign[:10])}"})
+        fields = {"type": type, "status": status, "expires_at": expires_at, "parent_token": parent_token}
+        if driver is not None:
+            fields["driver"] = driver
+        IdToken.objects.bulk_create(
+            [IdToken(token=t, **fields) for t in tokens if t not in existing], batch_size=1000
+        )
+        IdToken.objects.filter(token__in=list(existing)).update(**fields)
+    return len(tokens) - len(existing), len(existing)
