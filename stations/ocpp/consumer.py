@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from stations import services
@@ -57,9 +57,6 @@ def _retrying(fn):
         try:
             return fn(*args, **kwargs)
         except (InterfaceError, OperationalError):
-            close_old_connections()
-            from django.db import connections
-
             for conn in connections.all(initialized_only=True):
                 conn.close()
             return fn(*args, **kwargs)
