@@ -53,9 +53,14 @@ class IdToken(models.Model):
     class Meta:
         ordering = ["token"]
         verbose_name = "ID token"
-        indexes = [
-            # idTags are case-insensitive (OCPP CiString): lookups compare UPPER(token).
-            models.Index(Upper("token"), name="idtoken_token_upper"),
+        constraints = [
+            # idTags are case-insensitive (OCPP CiString): "04ab" and "04AB" are one card, and
+            # lookups compare UPPER(token) through this constraint's index.
+            models.UniqueConstraint(
+                Upper("token"),
+                name="idtoken_token_upper_unique",
+                violation_error_message="An ID token with this idTag (in any letter case) exists.",
+            ),
         ]
 
     def __str__(self) -> str:

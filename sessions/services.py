@@ -772,7 +772,10 @@ def id_tokens_provision(
     if status not in IdTokenStatus.values or type not in IdTokenType.values:
         raise ValidationError({"status": "Unknown token type or status."})
     with transaction.atomic():
-        existing = {t.token: t for t in IdToken.objects.select_for_update().filter(token__in=tokens)}
+        # idTags are case-insensitive: "04ab" provisions the card "04AB" if that exists.
+        wanted = {t.upper(): t for t in tokens}
+        found = IdToken.objects.select_for_update().annotate(key=Upper("token")).filter(key__in=list(wanted))
+        existing = {wanted[t.key]: t for t in found}
         foreign = sorted(
             t for t, obj in existing.items() if driver and obj.driver_id not in (None, driver.pk)
         )
@@ -784,5 +787,5 @@ def id_tokens_provision(
         IdToken.objects.bulk_create(
             [IdToken(token=t, **fields) for t in tokens if t not in existing], batch_size=1000
         )
-        IdToken.objects.filter(token__in=list(existing)).update(**fields)
+        IdToken.objects.filter(pk__in=[t.pk for t in existing.values()]).update(**fields)
     return len(tokens) - len(existing), len(existing)

@@ -61,12 +61,14 @@ def test_id_tags_compare_case_insensitively(charge_point):
     assert authorize(charge_point=charge_point, id_tag="04A1B2C3D4").status == "Accepted"
 
 
-def test_of_two_tags_differing_in_case_the_exact_one_answers(charge_point):
-    IdTokenFactory(token="04a1b2c3d4", status=IdTokenStatus.BLOCKED)
-    IdTokenFactory(token="04A1B2C3D4")
+def test_two_tags_differing_only_in_case_cannot_both_exist(charge_point):
+    from django.db import IntegrityError, transaction
 
-    assert authorize(charge_point=charge_point, id_tag="04A1B2C3D4").status == "Accepted"
-    assert authorize(charge_point=charge_point, id_tag="04a1b2c3d4").status == "Blocked"
+    IdTokenFactory(token="04a1b2c3d4", status=IdTokenStatus.BLOCKED)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        IdTokenFactory(token="04A1B2C3D4")
+
+    assert authorize(charge_point=charge_point, id_tag="04A1B2C3D4").status == "Blocked"
 
 
 def test_id_tag_info_to_ocpp_leaves_out_what_is_none():

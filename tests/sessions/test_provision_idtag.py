@@ -35,3 +35,17 @@ def test_bad_input_is_a_clear_error():
         call_command("provision_idtag", "X" * 21)
     with pytest.raises(CommandError, match="No user"):
         call_command("provision_idtag", "04CC", "--driver", "nobody@example.com")
+
+
+def test_idtags_are_one_card_in_any_letter_case(driver):
+    IdTokenFactory(token="04ABCDEF", driver=driver)
+    call_command("provision_idtag", "04abcdef", "--driver", driver.email, "--status", "Blocked")
+    assert list(IdToken.objects.values_list("token", "status")) == [("04ABCDEF", "Blocked")]
+
+
+def test_case_variant_of_an_existing_token_cannot_be_created(driver):
+    from django.core.exceptions import ValidationError
+
+    IdTokenFactory(token="04ABCDEF", driver=driver)
+    with pytest.raises(ValidationError, match="in any letter case"):
+        IdToken(token="04abcdef").full_clean()
