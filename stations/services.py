@@ -348,20 +348,22 @@ def charger_admit(*, identity: str, password: str | None, operator_slug: str | N
     return Admission(charge_point, "ok")
 
 
-def charger_connected(*, charge_point_id: int, at: dt.datetime) -> None:
+def charger_connected(*, charge_point_id: int, operator_id: int, at: dt.datetime) -> None:
     was_online = ChargePoint.objects.filter(pk=charge_point_id, is_connected=True).exists()
     ChargePoint.objects.filter(pk=charge_point_id).update(is_connected=True, connected_at=at, last_seen_at=at)
     if not was_online:
-        _publish_connectivity(charge_point_id, online=True, at=at)
+        _publish_connectivity(charge_point_id, operator_id, online=True, at=at)
 
 
-def charger_disconnected(*, charge_point_id: int, connected_at: dt.datetime, at: dt.datetime) -> bool:
+def charger_disconnected(
+    *, charge_point_id: int, operator_id: int, connected_at: dt.datetime, at: dt.datetime
+) -> bool:
     """Mark the charger offline, unless a newer connection of it has taken over meanwhile."""
     changed = ChargePoint.objects.filter(
         pk=charge_point_id, connected_at=connected_at, is_connected=True
     ).update(is_connected=False)
     if changed:
-        _publish_connectivity(charge_point_id, online=False, at=at)
+        _publish_connectivity(charge_point_id, operator_id, online=False, at=at)
     return bool(changed)
 
 
@@ -369,8 +371,7 @@ def charger_seen(*, charge_point_id: int, at: dt.datetime) -> None:
     ChargePoint.objects.filter(pk=charge_point_id).update(last_seen_at=at)
 
 
-def _publish_connectivity(charge_point_id: int, *, online: bool, at: dt.datetime) -> None:
-    operator_id = ChargePoint.objects.filter(pk=charge_point_id).values_list("operator_id", flat=True).first()
+def _publish_connectivity(charge_point_id: int, operator_id: int, *, online: bool, at: dt.datetime) -> None:
     events.publish(
         "charge_point.online" if online else "charge_point.offline",
         charge_point_id=charge_point_id,
@@ -391,10 +392,12 @@ def mark_silent_chargers_offline(*, now: dt.datetime | None = None) -> int:
         cutoff = now - dt.timedelta(seconds=interval * factor)
         silent_if |= Q(heartbeat_interval=interval, last_seen_at__lt=cutoff)
     silent = connected.filter(silent_if)
-    ids = list(silent.values_list("pk", flat=True))
-    changed = ChargePoint.objects.filter(pk__in=ids, is_connected=True).update(is_connected=False)
-    for pk in ids:
-        _publish_connectivity(pk, online=False, at=now)
+    found = list(silent.values_list("pk", "operator_id"))
+    changed = ChargePoint.objects.filter(pk__in=[pk for pk, _ in found], is_connected=True).update(
+        is_connected=False
+    )
+    for pk, operator_id in found:
+        _publish_connectivity(pk, operator_id, online=False, at=now)
     return changed
 
 

@@ -122,7 +122,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         # connected must find it so.
         self.connected_at = timezone.now()
         self.seen_written = self.connected_at
-        await _retrying(services.charger_connected)(charge_point_id=cp.pk, at=self.connected_at)
+        await _retrying(services.charger_connected)(
+            charge_point_id=cp.pk, operator_id=cp.operator_id, at=self.connected_at
+        )
         await self.accept(self.subprotocol)
         logger.info("connected %s (%s, %s)", self.identity, self.subprotocol, admission.reason)
 
@@ -139,7 +141,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 event, CommandStatus.OFFLINE, error="Connection closed before the charger answered."
             )
         await _retrying(services.charger_disconnected)(
-            charge_point_id=self.ctx.charge_point_id, connected_at=self.connected_at, at=timezone.now()
+            charge_point_id=self.ctx.charge_point_id,
+            operator_id=self.ctx.operator_id,
+            connected_at=self.connected_at,
+            at=timezone.now(),
         )
         logger.info("disconnected %s (code %s)", self.identity, code)
 
