@@ -168,6 +168,37 @@ def meter_payload(c: Charger) -> dict:
     }
 
 
+def _cpu_of(pid: int) -> tuple[str, float]:
+    """(command name, user + system CPU seconds) of a process, all its threads."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return "", 0.0
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of the server, PostgreSQL (all its processes), Redis and this client."""
+    totals = {"server": 0.0, "PostgreSQL": 0.0, "Redis": 0.0, "client": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        name, seconds = _cpu_of(pid)
+        if pid == server_pid:
+            totals["server"] += seconds
+        elif pid == os.getpid():
+            totals["client"] += seconds
+        elif name == "postgres":
+            totals["PostgreSQL"] += seconds
+        elif name.startswith("redis-server"):
+            totals["Redis"] += seconds
+    return totals
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -237,8 +268,11 @@ async def run_load(url: str, prefix: str, args) -> dict:
                 next_at = time.perf_counter()
 
     t1 = time.perf_counter()
+    cpu_before = cpu_snapshot(args.server_pid)
     await asyncio.gather(*(meter_loop(c) for c in active))
     load_s = time.perf_counter() - t1
+    cpu_after = cpu_snapshot(args.server_pid)
+    cpu = {k: (cpu_after[k] - cpu_before[k]) / load_s for k in cpu_before}
     still_open = sum(1 for c in held if c.ws.state.name == "OPEN")
     await asyncio.gather(*(c.ws.close() for c in held), return_exceptions=True)
     return {
@@ -251,6 +285,7 @@ async def run_load(url: str, prefix: str, args) -> dict:
         "p50_ms": pct(latencies, 50) * 1000,
         "p99_ms": pct(latencies, 99) * 1000,
         "errors": errors,
+        "cpu": cpu,
     }
 
 
@@ -306,6 +341,8 @@ def report(name: str, r: dict) -> None:
         f"connect+boot {r['connect_s']:6.1f} s  MeterValues {r['meter_values']:>7} "
         f"at {r['rate']:7.1f}/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}"
     )
+    cores = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu"].items())
+    print(f"{'':<22} CPU during the load, in cores: {cores}")
     if r["failures"]:
         print(f"{'':<22} {len(r['failures'])} chargers failed to connect, e.g. {r['failures'][0]}")
 
@@ -348,6 +385,7 @@ def main() -> None:
          "--ws-max-size", "262144", "--backlog", "4096"],
         env, port,
     )  # fmt: skip
+    args.server_pid = server.pid
     try:
         before = stored_samples(env)
         results["ChargeDesk"] = asyncio.run(run_load(f"ws://127.0.0.1:{port}/ocpp", "LOAD-", args))
@@ -357,6 +395,7 @@ def main() -> None:
     if not args.skip_ceiling:
         port = free_port()
         bare = start([sys.executable, __file__, "--serve-bare", str(port)], env, port)
+        args.server_pid = bare.pid
         try:
             results["bare ocpp library"] = asyncio.run(run_load(f"ws://127.0.0.1:{port}/ocpp", "LOAD-", args))
         finally:

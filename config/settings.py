@@ -86,6 +86,12 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+if USING_POSTGRES:
+    # Bind parameters on the server so psycopg prepares the statements a connection repeats
+    # (the OCPP hot path runs the same few thousands of times a second).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Embedded: several threads write (the OCPP handlers); wait for the lock rather than fail,
     # take it at BEGIN, and let readers go on beside the writer.
@@ -242,7 +248,9 @@ CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR = env.str("CHARGEDESK_UNKNOWN_CHARGERS_OPER
 # Largest OCPP frame accepted, in bytes; larger ones are refused.
 OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=65536)
 # Threads (each with a database connection) for the OCPP handlers of one ASGI process.
-OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=16 if USING_POSTGRES else 1)
+OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=8 if USING_POSTGRES else 1)
+# Of those, how many commit the frames of all connections in batches (stations/ocpp/writer.py).
+OCPP_WRITER_THREADS = min(OCPP_DB_THREADS, env.int("OCPP_WRITER_THREADS", default=3 if USING_POSTGRES else 1))
 # How long a command waits for the charger's answer, in seconds.
 OCPP_COMMAND_TIMEOUT = env.float("OCPP_COMMAND_TIMEOUT", default=30)
 # Largest radius the near-me API accepts, in kilometres.

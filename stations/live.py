@@ -16,6 +16,8 @@ raises (``config.events`` would log it, but an event is not worth an error).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import logging
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +27,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connection
 from django.http.request import validate_host
+from django.utils.dateparse import parse_datetime
 
 from config import events
 
@@ -193,18 +197,51 @@ def charge_point_offline(*, charge_point_id, operator_id, at=None, **_):
     )
 
 
+@functools.cache
+def _running_figures_sql(by_transaction: bool) -> str:
+    """The session's running figures, as raw SQL built once from the model: this runs every
+    few seconds for every charging connector, and the ORM's query building would be most of it."""
+    from sessions.models import Transaction
+
+    opts = Transaction._meta
+    qn = connection.ops.quote_name
+    names = ("id", "connector_number", "meter_start", "last_meter_wh", "last_power_w", "last_meter_at")
+    columns = ", ".join(qn(opts.get_field(n).column) for n in names)
+    cp = qn(opts.get_field("charge_point").column)
+    where = (
+        f"{qn(opts.pk.column)} = %s AND {cp} = %s"
+        if by_transaction
+        else f"{cp} = %s AND {qn(opts.get_field('connector_number').column)} = %s "
+        f"AND {qn(opts.get_field('status').column)} = %s "
+        f"ORDER BY {qn(opts.get_field('started_at').column)} DESC, {qn(opts.pk.column)} DESC"
+    )
+    return f"SELECT {columns} FROM {qn(opts.db_table)} WHERE {where} LIMIT 1"  # noqa: S608
+
+
 def meter_values_recorded(*, charge_point_id, connector_id, transaction_id=None, **_):
     """The session's running power and energy, from the figures the meter values moved."""
-    from sessions.models import Transaction, TransactionStatus
+    from sessions.models import TransactionStatus
 
-    fields = ("pk", "connector_number", "meter_start", "last_meter_wh", "last_power_w", "last_meter_at")
     if transaction_id is not None:
-        rows = Transaction.objects.filter(pk=transaction_id, charge_point_id=charge_point_id)
+        sql, params = _running_figures_sql(True), [transaction_id, charge_point_id]
     else:
-        rows = Transaction.objects.filter(
-            charge_point_id=charge_point_id, connector_number=connector_id, status=TransactionStatus.ACTIVE
-        ).order_by("-started_at", "-pk")
-    tx = rows.values(*fields).first()
+        sql = _running_figures_sql(False)
+        params = [charge_point_id, connector_id, TransactionStatus.ACTIVE]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    fields = ("pk", "connector_number", "meter_start", "last_meter_wh", "last_power_w", "last_meter_at")
+    tx = None if row is None else dict(zip(fields, row, strict=True))
+    if tx is not None:  # raw rows skip the ORM's converters (SQLite hands back text and floats)
+        for name in ("meter_start", "last_meter_wh", "last_power_w"):
+            if tx[name] is not None:
+                tx[name] = Decimal(str(tx[name]))
+        at = tx["last_meter_at"]
+        if isinstance(at, str):
+            at = parse_datetime(at)
+        if at is not None and at.tzinfo is None:  # stored as UTC
+            at = at.replace(tzinfo=dt.UTC)
+        tx["last_meter_at"] = at
     if tx is None:
         return
     energy_wh = None

@@ -1,8 +1,10 @@
 """The Channels consumer that holds one charger's OCPP WebSocket.
 
 Per frame: parse (orjson), check the official schema (jsonschema-rs), run the version's
-handler in a worker thread inside one database transaction that also logs the frame, and
-only then answer. Commands for the charger arrive from any process through the channel layer
+handler in a database thread inside a transaction that also logs the frame (shared with
+other connections' frames by the group-commit writer), and only then answer.
+
+Commands for the charger arrive from any process through the channel layer
 group ``chargepoint.<pk>``; one CALL is in flight at a time (OCPP-J), the rest wait in order.
 """
 
@@ -16,24 +18,21 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from stations import services
-from stations.models import Command, CommandStatus, Direction, OcppMessage
+from stations.models import Command, CommandStatus, Direction
 
-from . import protocol, v16
+from . import protocol, v16, writer
 from .protocol import CALL, CALLERROR, CALLRESULT, CallError
 
 logger = logging.getLogger("chargedesk.ocpp")
 
 SUPPORTED = {v16.PROTOCOL: v16}
-LOG_INSERT = (
-    f"INSERT INTO {OcppMessage._meta.db_table} "  # the table name is the model's; values are bound
-    "(charge_point_id, direction, message_type, unique_id, action, raw, created_at) VALUES"
-)
 # last_seen_at is written at most this often per connection (Heartbeat always writes it).
 SEEN_WRITE_EVERY = 30
 # Charger words for a command that was carried out (or will be).
@@ -45,8 +44,14 @@ def group_name(charge_point_id: int) -> str:
 
 
 # The database work of all connections runs in this pool: each thread keeps one database
-# connection, and many commits in flight at once share the server's WAL flushes.
+# connection. Frames go through the group-commit writer (writer.py); connecting and
+# disconnecting, rarer and partly slow on purpose (the password hash), run here directly.
 _executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
+
+
+def _write(fn, *args):
+    """Run ``fn(*args)`` in a database thread inside the current group commit; await it."""
+    return writer.writer_for(_executor, settings.OCPP_WRITER_THREADS).run(fn, *args)
 
 
 def _retrying(fn):
@@ -82,6 +87,15 @@ def basic_auth(headers) -> tuple[str | None, str | None]:
 
 class OcppConsumer(AsyncWebsocketConsumer):
     ctx: v16.Context | None = None
+
+    async def dispatch(self, message):
+        """As Channels' own, without its per-message ``close_old_connections`` hop to a thread:
+        this consumer never touches the database from the loop, and its database threads keep
+        their connections (a broken one is replaced by the writer's retry)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- Connection ------------------------------------------------------------------------
 
@@ -181,7 +195,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         try:
             self.adapter.check_allowed(self.ctx, frame.action)
             protocol.validate(self.subprotocol, frame.action, frame.payload, unique_id=frame.unique_id)
-            reply = await _retrying(self._process_call)(frame, raw, received_at)
+            reply = await _write(self._process_call, frame, raw, received_at)
         except CallError as error:
             error.unique_id = frame.unique_id
             await self._refuse(error, raw, received_at, frame)
@@ -195,24 +209,20 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.send(reply)
 
     def _process_call(self, frame: protocol.Frame, raw: str, received_at) -> str:
-        """In a worker thread: handle, check our own answer, log both frames, commit."""
+        """In a database thread, inside the writer's transaction: handle, check our own
+        answer, log both frames. The answer goes out once the transaction commits."""
         handler = self.adapter.HANDLERS[frame.action]
-        with transaction.atomic():
-            payload = handler(self.ctx, frame.payload)
-            protocol.validate(
-                self.subprotocol, frame.action, payload, response=True, unique_id=frame.unique_id
-            )
-            reply = protocol.dumps([CALLRESULT, frame.unique_id, payload])
-            self._log_rows(
-                (Direction.IN, CALL, frame.unique_id, frame.action, raw, received_at),
-                (Direction.OUT, CALLRESULT, frame.unique_id, frame.action, reply, timezone.now()),
-            )
-            if (
-                frame.action != "Heartbeat"
-                and (received_at - self.seen_written).total_seconds() > SEEN_WRITE_EVERY
-            ):
-                services.charger_seen(charge_point_id=self.ctx.charge_point_id, at=received_at)
-                self.seen_written = received_at
+        payload = handler(self.ctx, frame.payload)
+        protocol.validate(self.subprotocol, frame.action, payload, response=True, unique_id=frame.unique_id)
+        reply = protocol.dumps([CALLRESULT, frame.unique_id, payload])
+        self._log_rows(
+            (Direction.IN, CALL, frame.unique_id, frame.action, raw, received_at),
+            (Direction.OUT, CALLRESULT, frame.unique_id, frame.action, reply, timezone.now()),
+        )
+        since_written = (received_at - self.seen_written).total_seconds()
+        if frame.action != "Heartbeat" and since_written > SEEN_WRITE_EVERY:
+            services.charger_seen(charge_point_id=self.ctx.charge_point_id, at=received_at)
+            self.seen_written = received_at
         return reply
 
     async def _refuse(
@@ -222,29 +232,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
         logger.info("%s: %s %s", self.identity, error.code, error.description)
         action = frame.action if frame else ""
         message_type = frame.message_type if frame else 0
-        await _retrying(self._log_rows)(
+        await _write(
+            self._log_rows,
             (Direction.IN, message_type, error.unique_id, action, raw, received_at),
             (Direction.OUT, CALLERROR, error.unique_id, action, reply, timezone.now()),
         )
         await self.send(reply)
 
     def _log_rows(self, *rows) -> None:
-        """Append frames to the message log: one INSERT, no ORM (this runs for every frame)."""
-        ops = connection.ops
-        values = []
-        for direction, message_type, unique_id, action, raw, at in rows:
-            values += [
-                self.ctx.charge_point_id,
-                direction,
-                message_type,
-                unique_id[:64],
-                action[:50],
-                raw,
-                ops.adapt_datetimefield_value(at),
-            ]
-        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        with connection.cursor() as cursor:
-            cursor.execute(f"{LOG_INSERT} {placeholders}", values)
+        writer.log_rows(self.ctx.charge_point_id, *rows)
 
     # --- Commands to the charger -----------------------------------------------------------
 
@@ -264,7 +260,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
             self.in_flight = event
             await self.send(raw)
-            await _retrying(self._mark_sent)(command_id, event["action"], raw)
+            await _write(self._mark_sent, command_id, event["action"], raw)
 
     def _mark_sent(self, command_id: str, action: str, raw: str) -> None:
         now = timezone.now()
@@ -275,14 +271,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
         event = self.in_flight
         if event is None or frame.unique_id != event["command_id"]:
             logger.info("%s: answer to unknown or expired call %s ignored", self.identity, frame.unique_id)
-            await _retrying(self._log_rows)(
-                (Direction.IN, frame.message_type, frame.unique_id, "", raw, received_at)
+            await _write(
+                self._log_rows, (Direction.IN, frame.message_type, frame.unique_id, "", raw, received_at)
             )
             return
         event["timer"].cancel()
         self.in_flight = None
-        await _retrying(self._log_rows)(
-            (Direction.IN, frame.message_type, frame.unique_id, event["action"], raw, received_at)
+        await _write(
+            self._log_rows,
+            (Direction.IN, frame.message_type, frame.unique_id, event["action"], raw, received_at),
         )
         if frame.message_type == CALLERROR:
             await self._finish(
@@ -314,7 +311,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self, event: dict, status: str, *, response=None, code: str = "", error: str = ""
     ) -> None:
         try:
-            await _retrying(self._store_result)(event, status, response, code, error)
+            await _write(self._store_result, event, status, response, code, error)
         except Exception:
             logger.exception("%s: could not store the result of %s", self.identity, event["action"])
         if event.get("reply_channel"):
@@ -324,14 +321,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
 
     def _store_result(self, event: dict, status: str, response, code: str, error: str) -> None:
-        with transaction.atomic():
-            updated = Command.objects.filter(pk=event["command_id"], status=CommandStatus.PENDING).update(
-                status=status,
-                response=response,
-                error_code=code[:50],
-                error_description=error[:255],
-                completed_at=timezone.now(),
-            )
-            handler = self.adapter.RESULT_HANDLERS.get(event["action"])
-            if updated and response is not None and handler is not None:
-                handler(self.ctx, event["payload"], response)
+        updated = Command.objects.filter(pk=event["command_id"], status=CommandStatus.PENDING).update(
+            status=status,
+            response=response,
+            error_code=code[:50],
+            error_description=error[:255],
+            completed_at=timezone.now(),
+        )
+        handler = self.adapter.RESULT_HANDLERS.get(event["action"])
+        if updated and response is not None and handler is not None:
+            handler(self.ctx, event["payload"], response)

@@ -63,6 +63,7 @@ class Context:
     operator_id: int
     registration_status: str
     unique_id: str = ""
+    charge_point: ChargePoint | None = None
 
 
 Handler = Callable[[Context, dict], dict]
@@ -249,8 +250,13 @@ def firmware_status_notification(ctx: Context, p: dict) -> dict:
 
 
 def _charge_point(ctx: Context) -> ChargePoint:
-    # A light instance: the services need its pk and operator id, not a fresh read.
-    return ChargePoint(pk=ctx.charge_point_id, identity=ctx.identity, operator_id=ctx.operator_id)
+    # A light instance, made once a connection: the services need its pk and operator id,
+    # not a fresh read.
+    if ctx.charge_point is None:
+        ctx.charge_point = ChargePoint(
+            pk=ctx.charge_point_id, identity=ctx.identity, operator_id=ctx.operator_id
+        )
+    return ctx.charge_point
 
 
 # --- What the charger answers to our commands ----------------------------------------------
