@@ -14,9 +14,11 @@ StopTransaction or MeterValues twice changes nothing the second time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -639,14 +641,130 @@ def _record_with_orm(
         return _insert_samples(parsed, charge_point_id, connector_number, tx_id)
 
 
+# --- Meter values of many messages in one statement (the OCPP writer's group commit) --------
+
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def meter_values_deferred():
+    """Within this block (on PostgreSQL), ``meter_values_record`` only queues its samples;
+    when the block ends they are all stored, and their transactions' running figures moved,
+    in one statement, still inside the caller's transaction. The OCPP writer wraps a batch
+    of frames in it: one statement for a hundred chargers' MeterValues instead of a hundred.
+    If the block raises, nothing queued is stored."""
+    if connection.vendor != "postgresql" or getattr(_deferred, "queue", None) is not None:
+        yield
+        return
+    _deferred.queue = []
+    try:
+        yield
+        queue = _deferred.queue
+    finally:
+        _deferred.queue = None
+    _record_many(queue)
+
+
+@functools.cache
+def _record_many_sql() -> str:
+    """PostgreSQL: the samples of many messages (one JSON array, each row naming its charge
+    point, connector and transaction) inserted, their transactions found, and the running
+    figures moved where newer (a second JSON array, one row a transaction), in one statement.
+    It answers how many samples were new and the moved transactions' figures."""
+    opts, tx_opts = MeterSample._meta, Transaction._meta
+    qn = connection.ops.quote_name
+    fields = [opts.get_field(name) for name in SAMPLE_FIELDS]
+    record = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+    columns = ", ".join(
+        qn(opts.get_field(name).column)
+        for name in ("charge_point", "connector_number", "transaction", *SAMPLE_FIELDS)
+    )
+    tx_table, tx_pk = qn(tx_opts.db_table), qn(tx_opts.pk.column)
+    tx_cp = qn(tx_opts.get_field("charge_point").column)
+    at, wh, w = (qn(tx_opts.get_field(name).column) for name in RUNNING_FIGURES)
+    start = qn(tx_opts.get_field("meter_start").column)
+    newer = f"(t.{at} IS NULL OR t.{at} <= f.at)"
+    return (
+        f"WITH s AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) "  # noqa: S608 (names from the models)
+        f"AS r(cd_cp bigint, cd_connector integer, cd_tx bigint, {record})), "
+        f"f AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(tx bigint, cp bigint, at timestamptz, "
+        f"wh numeric, w numeric)), "
+        f"moved AS (UPDATE {tx_table} t SET {at} = CASE WHEN {newer} THEN f.at ELSE t.{at} END, "
+        f"{wh} = CASE WHEN f.wh IS NOT NULL AND {newer} THEN f.wh ELSE t.{wh} END, "
+        f"{w} = CASE WHEN f.w IS NOT NULL AND {newer} THEN f.w ELSE t.{w} END "
+        f"FROM f WHERE t.{tx_pk} = f.tx AND t.{tx_cp} = f.cp RETURNING t.{tx_pk}, t.{start}, t.{at}, "
+        f"t.{wh}, t.{w}), "
+        f"found AS (SELECT t.{tx_pk} AS id, t.{tx_cp} AS cp FROM {tx_table} t "
+        f"JOIN (SELECT DISTINCT cd_tx, cd_cp FROM s WHERE cd_tx IS NOT NULL) k "
+        f"ON t.{tx_pk} = k.cd_tx AND t.{tx_cp} = k.cd_cp), "
+        f"stored AS (INSERT INTO {qn(opts.db_table)} ({columns}) "
+        f"SELECT s.cd_cp, s.cd_connector, found.id, {', '.join(f's.{qn(f.column)}' for f in fields)} "
+        f"FROM s LEFT JOIN found ON found.id = s.cd_tx AND found.cp = s.cd_cp ON CONFLICT DO NOTHING "
+        f"RETURNING 1) "
+        f"SELECT (SELECT count(*) FROM stored), moved.* FROM (SELECT 1) one LEFT JOIN moved ON true"
+    )
+
+
+def _record_many(queue: list[tuple]) -> int:
+    if not queue:
+        return 0
+    rows: list[dict[str, Any]] = []
+    figures: dict[int, dict[str, Any]] = {}
+    for parsed, charge_point, connector_number, transaction_id, _told in queue:
+        where = {"cd_cp": charge_point.pk, "cd_connector": connector_number, "cd_tx": transaction_id}
+        rows.extend({**where, **row} for row in parsed.rows)
+        if transaction_id is None or (parsed.energy is None and parsed.power is None):
+            continue
+        when = max(r[0] for r in (parsed.energy, parsed.power) if r is not None)
+        current = figures.get(transaction_id)
+        if current is None or current["at"] <= when:
+            figures[transaction_id] = {
+                "tx": transaction_id,
+                "cp": charge_point.pk,
+                "at": when,
+                "wh": parsed.energy[1] if parsed.energy else None,
+                "w": parsed.power[1] if parsed.power else None,
+            }
+    dump = functools.partial(orjson.dumps, default=str)
+    with connection.cursor() as cursor:
+        cursor.execute(_record_many_sql(), [dump(rows).decode(), dump(list(figures.values())).decode()])
+        result = cursor.fetchall()
+    moved = {
+        row[1]: dict(
+            zip(("meter_start", "last_meter_at", "last_meter_wh", "last_power_w"), row[2:], strict=True)
+        )
+        for row in result
+        if row[1] is not None
+    }
+    for _parsed, charge_point, connector_number, transaction_id, announce in queue:
+        if announce:
+            _announce(charge_point, connector_number, transaction_id, moved.get(transaction_id))
+    return result[0][0]
+
+
+def _announce(charge_point: ChargePoint, connector_id: int, transaction_id: int | None, figures) -> None:
+    """Tell live pages the session's running figures (after commit); with ``figures`` (the
+    transaction's meter start and newest readings) when the store already knows them."""
+    publish(
+        "meter_values.recorded",
+        charge_point_id=charge_point.pk,
+        operator_id=charge_point.operator_id,
+        connector_id=connector_id,
+        transaction_id=transaction_id,
+        figures=figures,
+    )
+
+
 def meter_values_record(
     *,
     charge_point: ChargePoint,
     connector_id: int,
     transaction_id: int | None,
     meter_values: Sequence[dict],
+    announce: bool = False,
 ) -> int:
     """Store a MeterValues message: one MeterSample per sampledValue, in one INSERT.
+    With ``announce``, a "meter_values.recorded" event tells live pages the running figures.
 
     Samples naming an unknown transaction (or another charge point's) are stored without
     one. Re-sent samples are not stored again. The transaction's running energy and power
@@ -659,8 +777,15 @@ def meter_values_record(
         return 0
     if transaction_id is not None and not -INT64_LIMIT <= transaction_id < INT64_LIMIT:
         transaction_id = None  # no transaction has such an id
+    queue = getattr(_deferred, "queue", None)
+    if queue is not None:  # stored with the rest of the batch (meter_values_deferred)
+        queue.append((parsed, charge_point, connector_id, transaction_id, announce))
+        return len(parsed.rows)
     record = _record_in_one_statement if connection.vendor == "postgresql" else _record_with_orm
-    return record(parsed, charge_point.pk, connector_id, transaction_id)
+    stored = record(parsed, charge_point.pk, connector_id, transaction_id)
+    if announce:
+        _announce(charge_point, connector_id, transaction_id, None)
+    return stored
 
 
 # --- Reservations ---------------------------------------------------------------------------

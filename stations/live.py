@@ -218,10 +218,15 @@ def _running_figures_sql(by_transaction: bool) -> str:
     return f"SELECT {columns} FROM {qn(opts.db_table)} WHERE {where} LIMIT 1"  # noqa: S608
 
 
-def meter_values_recorded(*, charge_point_id, connector_id, transaction_id=None, **_):
-    """The session's running power and energy, from the figures the meter values moved."""
+def meter_values_recorded(*, charge_point_id, connector_id, transaction_id=None, figures=None, **_):
+    """The session's running power and energy, from the figures the meter values moved (in
+    the event when the store knew them, else read)."""
     from sessions.models import TransactionStatus
 
+    if figures is not None and transaction_id is not None:
+        tx = {"pk": transaction_id, "connector_number": connector_id, **figures}
+        _send_figures(charge_point_id, tx)
+        return
     if transaction_id is not None:
         sql, params = _running_figures_sql(True), [transaction_id, charge_point_id]
     else:
@@ -244,6 +249,10 @@ def meter_values_recorded(*, charge_point_id, connector_id, transaction_id=None,
         tx["last_meter_at"] = at
     if tx is None:
         return
+    _send_figures(charge_point_id, tx)
+
+
+def _send_figures(charge_point_id: int, tx: dict) -> None:
     energy_wh = None
     if tx["last_meter_wh"] is not None and tx["meter_start"] is not None:
         energy_wh = tx["last_meter_wh"] - tx["meter_start"]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from config import events
 from stations import services
 from stations.models import ChargePoint, ConfigurationKey, RegistrationStatus
 
@@ -209,25 +208,20 @@ def stop_transaction(ctx: Context, p: dict) -> dict:
 def meter_values(ctx: Context, p: dict) -> dict:
     for value in p["meterValue"]:
         parse_time(ctx, value["timestamp"], "meterValue/timestamp")
+    # Live pages want the running figures, not every sample: at most one event per connector
+    # every few seconds, however often the charger reports.
+    key = (ctx.charge_point_id, p["connectorId"])
+    now_s = time.monotonic()
+    announce = now_s - _meter_event_at.get(key, 0.0) >= METER_EVENT_EVERY
+    if announce:
+        _meter_event_at[key] = now_s
     _charging().meter_values_record(
         charge_point=_charge_point(ctx),
         connector_id=p["connectorId"],
         transaction_id=p.get("transactionId"),
         meter_values=p["meterValue"],
+        announce=announce,
     )
-    # Live pages want the running figures, not every sample: at most one event per connector
-    # every few seconds, however often the charger reports.
-    key = (ctx.charge_point_id, p["connectorId"])
-    now_s = time.monotonic()
-    if now_s - _meter_event_at.get(key, 0.0) >= METER_EVENT_EVERY:
-        _meter_event_at[key] = now_s
-        events.publish(
-            "meter_values.recorded",
-            charge_point_id=ctx.charge_point_id,
-            operator_id=ctx.operator_id,
-            connector_id=p["connectorId"],
-            transaction_id=p.get("transactionId"),
-        )
     return {}
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from asgiref.sync import SyncToAsync
 from django.db import InterfaceError, OperationalError, connection, connections, transaction
 
+from sessions.services import meter_values_deferred
 from stations.models import OcppMessage
 
 logger = logging.getLogger("chargedesk.ocpp")
@@ -88,7 +89,8 @@ def _in_transaction(calls: list[tuple[Callable, tuple]]) -> list[Any]:
     _local.log = []
     try:
         with transaction.atomic():
-            results = [fn(*args) for fn, args in calls]
+            with meter_values_deferred():
+                results = [fn(*args) for fn, args in calls]
             _insert_log(_local.log)
         return results
     finally:
