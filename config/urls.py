@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("config.api_urls")),
     path("account/", include("sessions.urls")),
+    path("diagnostics/", include("diagnostics.urls")),
     path("", include("stations.urls")),
 ]

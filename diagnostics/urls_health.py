@@ -1,0 +1,3 @@
+"""Diagnostics dashboard, health and uptime report pages."""
+
+urlpatterns: list = []

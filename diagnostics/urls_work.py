@@ -1,0 +1,3 @@
+"""Incident, ticket, log upload and firmware campaign pages."""
+
+urlpatterns: list = []
