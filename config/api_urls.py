@@ -4,6 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from diagnostics.api import FirmwareCampaignViewSet, IncidentViewSet, LogUploadViewSet, TicketViewSet
+from diagnostics.api_health import HealthView, UptimeView
 from sessions.api import AuthTokenView, IdTokenViewSet, MeView, SessionViewSet
 from stations.api import (
     IDENTITY_REGEX,
@@ -26,12 +28,20 @@ router.register(
 router.register("operator/commands", OperatorCommandViewSet, basename="operator-command")
 router.register("me/id-tokens", IdTokenViewSet, basename="me-id-token")
 router.register("me/sessions", SessionViewSet, basename="me-session")
+router.register("diagnostics/incidents", IncidentViewSet, basename="diagnostics-incident")
+router.register("diagnostics/tickets", TicketViewSet, basename="diagnostics-ticket")
+router.register("diagnostics/log-uploads", LogUploadViewSet, basename="diagnostics-log-upload")
+router.register(
+    "diagnostics/firmware-campaigns", FirmwareCampaignViewSet, basename="diagnostics-firmware-campaign"
+)
 
 app_name = "api"
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="auth-token"),
     path("me/", MeView.as_view(), name="me"),
+    path("diagnostics/health/", HealthView.as_view(), name="diagnostics-health"),
+    path("diagnostics/uptime/", UptimeView.as_view(), name="diagnostics-uptime"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

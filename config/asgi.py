@@ -22,10 +22,12 @@ if os.environ.get("CHARGEDESK_GC_FREEZE", "1") == "1":
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from diagnostics.asgi_upload_limit import UploadSizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Chargers' diagnostics uploads are refused past their limit before Django reads them.
+        "http": UploadSizeLimit(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -132,6 +132,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "mark-silent-chargers-offline": {"task": "stations.tasks.mark_silent_chargers_offline", "schedule": 60.0},
     "expire-reservations": {"task": "sessions.tasks.expire_reservations", "schedule": 60.0},
+    "diagnostic-sweep": {"task": "diagnostics.tasks.run_diagnostic_sweep", "schedule": 300.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -255,3 +256,9 @@ OCPP_WRITER_THREADS = min(OCPP_DB_THREADS, env.int("OCPP_WRITER_THREADS", defaul
 OCPP_COMMAND_TIMEOUT = env.float("OCPP_COMMAND_TIMEOUT", default=30)
 # Largest radius the near-me API accepts, in kilometres.
 CHARGEDESK_MAX_SEARCH_RADIUS_KM = env.float("CHARGEDESK_MAX_SEARCH_RADIUS_KM", default=200)
+# ChargeDesk's public address (https://csms.example.com), for links handed to chargers (the
+# diagnostics upload URL); empty: the address the operator's browser used.
+SITE_URL = env.str("CHARGEDESK_SITE_URL", default="")
+# Largest diagnostics file a charger may upload, in bytes, and how long its upload link lives.
+DIAGNOSTICS_UPLOAD_MAX_BYTES = env.int("DIAGNOSTICS_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
+DIAGNOSTICS_UPLOAD_TTL_SECONDS = env.int("DIAGNOSTICS_UPLOAD_TTL_SECONDS", default=24 * 3600)

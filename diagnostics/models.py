@@ -11,6 +11,7 @@
   single-use token its upload must carry.
 - ``FirmwareCampaign`` / ``FirmwareCampaignTarget``: a firmware update across chosen chargers.
 - ``OutageExclusion``: time a connector was down that uptime reports leave out (NEVI).
+- ``ConnectivityEvent``: connections opening and closing, for connections that keep dropping.
 """
 
 from __future__ import annotations
@@ -52,6 +53,27 @@ class FindingKind(models.TextChoices):
     ERROR_STORM = "error_storm", "Error storm"
     SITE_POWER = "site_power", "Whole site down"
     FIRMWARE_WIDE = "firmware_wide", "Fault across one firmware version"
+    UNSTABLE_CONNECTION = "unstable_connection", "Connection drops often"
+
+
+class ConnectivityEvent(models.Model):
+    """A charger's connection coming up or going down (the ``charge_point.online``/``offline``
+    events), kept a few days so that the sweeps can tell a connection that keeps dropping."""
+
+    charge_point = models.ForeignKey(
+        ChargePoint, on_delete=models.CASCADE, related_name="connectivity_events"
+    )
+    online = models.BooleanField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["at", "charge_point"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.charge_point_id} {'online' if self.online else 'offline'} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 class FaultRule(models.Model):

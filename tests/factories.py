@@ -130,3 +130,89 @@ class IdTokenFactory(factory.django.DjangoModelFactory):
     token = factory.Sequence(lambda n: f"04A1B2C3{n:06X}")
     driver = factory.SubFactory(DriverFactory)
     label = "My card"
+
+
+# --- Diagnostics ------------------------------------------------------------------------------
+
+
+def _seconds_ago(seconds: float):
+    import datetime
+
+    return timezone.now() - datetime.timedelta(seconds=seconds)
+
+
+class StatusChangeFactory(factory.django.DjangoModelFactory):
+    """A status report; pass ``connector`` (its charge point and number follow)."""
+
+    class Meta:
+        model = "stations.StatusChange"
+
+    connector = factory.SubFactory(ConnectorFactory)
+    charge_point = factory.SelfAttribute("connector.charge_point")
+    connector_number = factory.LazyAttribute(lambda o: o.connector.connector_id if o.connector else 0)
+    status = ConnectorStatus.FAULTED
+    error_code = "GroundFailure"
+    timestamp = factory.Sequence(lambda n: _seconds_ago(600 - n % 600))
+
+
+class FaultRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "diagnostics.FaultRule"
+
+    operator = None
+    error_code = "GroundFailure"
+    cause = "hardware"
+    severity = "major"
+    title = factory.Sequence(lambda n: f"Custom rule {n}")
+
+
+class HealingPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "diagnostics.HealingPolicy"
+        django_get_or_create = ("operator",)
+
+    operator = factory.SubFactory(OperatorFactory)
+    enabled = True
+    max_attempts_per_day = 2
+    wait_minutes = 10
+
+
+class IncidentFactory(factory.django.DjangoModelFactory):
+    """An open incident of one charge point (its operator and site follow)."""
+
+    class Meta:
+        model = "diagnostics.Incident"
+
+    charge_point = factory.SubFactory(ChargePointFactory)
+    operator = factory.SelfAttribute("charge_point.operator")
+    site = factory.SelfAttribute("charge_point.site")
+    kind = "faulted"
+    key = factory.Sequence(lambda n: f"faulted:test:{n}")
+    cause = "hardware"
+    severity = "major"
+    title = factory.Sequence(lambda n: f"Connector faulted {n}")
+    evidence = factory.LazyFunction(lambda: {"error_code": "GroundFailure"})
+    opened_at = factory.LazyFunction(lambda: _seconds_ago(3600))
+    last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class FindingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "diagnostics.Finding"
+
+    incident = factory.SubFactory(IncidentFactory)
+    kind = factory.SelfAttribute("incident.kind")
+    cause = factory.SelfAttribute("incident.cause")
+    severity = factory.SelfAttribute("incident.severity")
+    summary = factory.Sequence(lambda n: f"Connector 1 reported GroundFailure ({n})")
+    evidence = factory.LazyFunction(lambda: {"error_code": "GroundFailure"})
+    detected_at = factory.LazyFunction(timezone.now)
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "diagnostics.Ticket"
+
+    charge_point = factory.SubFactory(ChargePointFactory)
+    operator = factory.SelfAttribute("charge_point.operator")
+    title = factory.Sequence(lambda n: f"Ticket {n}")

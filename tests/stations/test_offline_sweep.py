@@ -39,7 +39,11 @@ def test_offline_event_published_once(django_capture_on_commit_callbacks):
 def test_embedded_periodic_runner_runs_due_tasks_only():
     cp = ChargePointFactory(heartbeat_interval=60, last_seen_at=timezone.now() - dt.timedelta(hours=1))
     last_run: dict[str, float] = {}
-    assert periodic.run_due(last_run, 1000.0) == ["mark-silent-chargers-offline", "expire-reservations"]
+    assert periodic.run_due(last_run, 1000.0) == [
+        "mark-silent-chargers-offline",
+        "expire-reservations",
+        "diagnostic-sweep",
+    ]
     assert periodic.run_due(last_run, 1010.0) == []  # not due again within its 60 s
     cp.refresh_from_db()
     assert cp.is_connected is False
