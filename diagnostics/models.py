@@ -58,7 +58,8 @@ class FindingKind(models.TextChoices):
 
 class ConnectivityEvent(models.Model):
     """A charger's connection coming up or going down (the ``charge_point.online``/``offline``
-    events), kept a few days so that the sweeps can tell a connection that keeps dropping."""
+    events): the sweeps tell a connection that keeps dropping from them, and uptime reports
+    count the time offline as outage. Kept about a year."""
 
     charge_point = models.ForeignKey(
         ChargePoint, on_delete=models.CASCADE, related_name="connectivity_events"

@@ -74,7 +74,7 @@ FIRMWARE_MIN_SHARE = 0.5  # … this share of that firmware's units
 FIRMWARE_OTHERS_MAX_SHARE = 0.2  # … while other versions of the same model are at most this bad
 DISCONNECTS_WINDOW_HOURS = 24
 DISCONNECTS_MIN = 6  # connection drops in the window that make a connection unstable
-CONNECTIVITY_KEEP_DAYS = 7  # connectivity events older than this are deleted by the sweep
+CONNECTIVITY_KEEP_DAYS = 400  # older connectivity events are deleted (uptime reports read a year back)
 LOCK_ID = 0x43445357  # "CDSW": the sweep's advisory lock
 
 ENERGY = "Energy.Active.Import.Register"

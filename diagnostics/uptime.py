@@ -4,10 +4,10 @@ of the US NEVI rule (23 CFR 680.116(b)).
 How a connector's time is classified, instant by instant:
 
 - **down** (outage): its last reported status is Faulted or Unavailable; or the charge point as
-  a whole (connector 0) reported Faulted or Unavailable; or the charge point was offline: from a
-  status ChargeDesk itself recorded for connector 0 (source "system", e.g. a lost connection)
-  until the charger next reported anything, and, for a charge point offline now, from when it
-  was last heard from until now.
+  a whole (connector 0) reported Faulted or Unavailable; or the charge point was offline: from
+  its connection going down (a ``ConnectivityEvent``, or a status ChargeDesk itself recorded
+  for connector 0, source "system") until it came back or next reported anything, and, for a
+  charge point offline now, from when it was last heard from until now.
 - **up**: any other known status (Available, Preparing, Charging, SuspendedEV/EVSE, Finishing,
   Reserved, Occupied) while none of the above holds.
 - **unknown**: before the connector's first report (or while it reports "Unknown"). This time
@@ -41,7 +41,9 @@ from django.utils import timezone
 from stations.models import ChargePoint, Connector, ConnectorStatus, Site, StatusChange
 from stations.models.network import StatusSource
 
-from .models import OutageExclusion
+from .models import ConnectivityEvent, OutageExclusion
+
+CONNECTIVITY = "connectivity"  # the source of an event made from a ConnectivityEvent
 
 TARGET_PERCENT = Decimal("97")
 PERCENT_PLACES = Decimal("0.01")
@@ -235,6 +237,41 @@ def status_changes(
     return rows
 
 
+def connectivity_changes(
+    charge_point_ids: Sequence[int], start: dt.datetime, end: dt.datetime
+) -> list[ConnectivityEvent]:
+    """The connections going down and coming up of these charge points in [start, end), and
+    the last one before ``start`` of each: one query, whatever the number of charge points."""
+    if not charge_point_ids:
+        return []
+    earlier = ConnectivityEvent.objects.filter(at__lt=start).order_by("-at", "-id")
+    last = ChargePoint.objects.filter(pk__in=charge_point_ids).annotate(
+        last=Subquery(earlier.filter(charge_point=OuterRef("pk")).values("pk")[:1])
+    )
+    rows = list(
+        ConnectivityEvent.objects.filter(
+            Q(pk__in=last.values("last")) | Q(charge_point_id__in=charge_point_ids, at__gte=start, at__lt=end)
+        ).order_by()
+    )
+    rows.sort(key=lambda r: (r.at, r.pk))
+    return rows
+
+
+def _connectivity_events(rows: Iterable[ConnectivityEvent]) -> list[StatusChange]:
+    """ConnectivityEvents in the shape the timelines read (connector 0, source "connectivity")."""
+    return [
+        StatusChange(
+            pk=-row.pk,  # apart from real status rows; ordered by time first anyway
+            charge_point_id=row.charge_point_id,
+            connector_number=0,
+            status="online" if row.online else "offline",
+            source=CONNECTIVITY,
+            timestamp=row.at,
+        )
+        for row in rows
+    ]
+
+
 @dataclass
 class _Event:
     at: dt.datetime
@@ -285,6 +322,8 @@ def _timelines(
             e = events[i]
             if e.source == "silence":
                 offline = True
+            elif e.source == CONNECTIVITY:
+                offline = e.status == "offline"
             elif e.connector_number == 0:
                 if e.source == StatusSource.SYSTEM:
                     offline = e.status not in UP_STATUSES
@@ -386,7 +425,8 @@ def uptime_report(
     now: dt.datetime | None = None,
 ) -> UptimeReport:
     """Uptime of every connector of these charge points over [start, end), with the charge
-    point, site and overall sums. Four queries (connectors, two for the history, exclusions)."""
+    point, site and overall sums. Five queries (connectors, two for the status history, one
+    for the connectivity, exclusions)."""
     now = now or timezone.now()
     end = min(end, now)
     if end < start:
@@ -400,7 +440,10 @@ def uptime_report(
     for c in connectors:
         by_cp[c.charge_point_id].append(c)
     changes_by_cp: dict[int, list[StatusChange]] = defaultdict(list)
-    for change in status_changes(list(by_cp), start, end):
+    ids = list(by_cp)
+    for change in status_changes(ids, start, end) + _connectivity_events(
+        connectivity_changes(ids, start, end)
+    ):
         changes_by_cp[change.charge_point_id].append(change)
     operator_ids = {c.charge_point.operator_id for c in connectors}
     exclusions = list(exclusions_for(operator_ids, start, end)) if connectors else []
@@ -441,7 +484,9 @@ def status_bands(
     numbers = [c.connector_id for c in charge_point.connectors.all()]
     if end <= start:
         return {n: [] for n in numbers}
-    return _timelines(charge_point, numbers, status_changes([charge_point.pk], start, end), start, end, now)
+    ids = [charge_point.pk]
+    changes = status_changes(ids, start, end) + _connectivity_events(connectivity_changes(ids, start, end))
+    return _timelines(charge_point, numbers, changes, start, end, now)
 
 
 def exclusion_scope(exclusion: OutageExclusion) -> str:

@@ -400,6 +400,8 @@ class StatusChange(models.Model):
         indexes = [
             models.Index(fields=["charge_point", "timestamp"]),
             models.Index(fields=["connector", "timestamp"]),
+            # The diagnostics sweeps read the whole network's recent changes by time.
+            models.Index(fields=["timestamp"], name="statuschange_time"),
         ]
         constraints = [
             # A charger that re-sends the same StatusNotification after a reconnect adds nothing.

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from diagnostics.models import ExclusionCategory, OutageExclusion
+from diagnostics.models import ConnectivityEvent, ExclusionCategory, OutageExclusion
 from diagnostics.uptime import uptime_percent, uptime_report
 from stations.models import ChargePoint, StatusChange
 from stations.models.network import StatusSource
@@ -176,6 +176,25 @@ def test_offline_recorded_by_the_system_until_the_charger_speaks(cp):
     assert f.percent == Decimal("92.00")
 
 
+def test_time_between_a_connection_going_down_and_coming_back_is_outage(cp):
+    change(cp, 1, "Available", h(-1))
+    ConnectivityEvent.objects.create(charge_point=cp, online=False, at=h(-2))  # before: back since
+    ConnectivityEvent.objects.create(charge_point=cp, online=True, at=h(-1.5))
+    ConnectivityEvent.objects.create(charge_point=cp, online=False, at=h(20))
+    ConnectivityEvent.objects.create(charge_point=cp, online=True, at=h(26))  # no new status report
+    ConnectivityEvent.objects.create(charge_point=cp, online=False, at=h(98))  # still down at the end
+    f = figures_of(report(cp))
+    assert f.outage_hours == Decimal("8.00")
+    assert f.percent == Decimal("92.00")
+
+
+def test_offline_before_the_period_counts_from_its_start(cp):
+    change(cp, 1, "Available", h(-5))
+    ConnectivityEvent.objects.create(charge_point=cp, online=False, at=h(-3))
+    ConnectivityEvent.objects.create(charge_point=cp, online=True, at=h(4))
+    assert figures_of(report(cp)).outage_hours == Decimal("4.00")
+
+
 def test_charge_point_offline_now_is_down_since_last_seen(site):
     cp = ChargePointFactory(site=site, identity="VW-UP-2", is_connected=False, last_seen_at=h(95))
     ConnectorFactory(charge_point=cp, connector_id=1)
@@ -222,6 +241,6 @@ def test_fixed_number_of_queries(django_assert_num_queries, site):
             ConnectorFactory(charge_point=cp, connector_id=n)
             change(cp, n, "Available", h(-1 - i))
             change(cp, n, "Faulted", h(10 + i))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         rep = report()
         assert len(rep.connectors) == 10
