@@ -168,27 +168,28 @@ def meter_payload(c: Charger) -> dict:
     }
 
 
-def _cpu_of(pid: int) -> tuple[str, float]:
-    """(command name, user + system CPU seconds) of a process, all its threads."""
+def _cpu_of(pid: int) -> tuple[str, int, float]:
+    """(command name, parent pid, user + system CPU seconds) of a process, all its threads."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
-        return "", 0.0
+        return "", 0, 0.0
     name = stat[stat.index("(") + 1 : stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2 :].split()
-    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_snapshot(server_pid: int | None) -> dict[str, float]:
-    """CPU seconds so far of the server, PostgreSQL (all its processes), Redis and this client."""
+    """CPU seconds so far of the server (with its worker processes), PostgreSQL (all its
+    processes), Redis and this client."""
     totals = {"server": 0.0, "PostgreSQL": 0.0, "Redis": 0.0, "client": 0.0}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         pid = int(entry)
-        name, seconds = _cpu_of(pid)
-        if pid == server_pid:
+        name, parent, seconds = _cpu_of(pid)
+        if server_pid in (pid, parent):
             totals["server"] += seconds
         elif pid == os.getpid():
             totals["client"] += seconds
@@ -357,6 +358,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--connect-concurrency", type=int, default=200)
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="ChargeDesk server processes (uvicorn --workers)"
+    )
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -375,14 +379,16 @@ def main() -> None:
     if not env["DATABASE_URL"].startswith("postgres"):
         raise SystemExit("the benchmark needs PostgreSQL: set DATABASE_URL=postgres://…")
     print(f"{args.chargers} chargers, {args.active} in session, ", end="")
-    print(f"{args.rate:.0f} MeterValues/s for {args.duration:.0f} s")
+    print(
+        f"{args.rate:.0f} MeterValues/s for {args.duration:.0f} s; ChargeDesk on {args.processes} process(es)"
+    )
     prepare_chargedesk(args, env)
     results = {}
     port = free_port()
     server = start(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--lifespan", "off", "--log-level", "warning",
-         "--ws-max-size", "262144", "--backlog", "4096"],
+         "--ws-max-size", "262144", "--backlog", "4096", "--workers", str(args.processes)],
         env, port,
     )  # fmt: skip
     args.server_pid = server.pid

@@ -97,6 +97,17 @@ class OcppConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """As Channels' own, but a frame for a charger that has just gone is dropped: the server
+        raises (uvicorn's ClientDisconnected is an OSError) when the socket closed while we were
+        storing its last message, and an error escaping here would end this consumer without
+        its ``disconnect()`` (the charger would stay online, its commands unanswered). The
+        disconnect itself is already queued and comes next."""
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except OSError:
+            logger.info("%s: connection gone before our frame could be sent", self.identity)
+
     # --- Connection ------------------------------------------------------------------------
 
     async def connect(self):

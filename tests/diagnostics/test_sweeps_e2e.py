@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.utils import timezone
@@ -20,6 +21,7 @@ from diagnostics import sweeps
 from diagnostics.defaults import DEFAULT_RULES
 from diagnostics.models import (
     Cause,
+    ConnectivityEvent,
     FaultRule,
     FindingKind,
     HealingAttempt,
@@ -326,13 +328,14 @@ def test_a_charger_whose_connection_keeps_dropping_is_a_connectivity_problem(cha
     row = provision("DIAG-FLAKY")
     sim = chargers.start("DIAG-FLAKY")
 
-    async def drop_again_and_again():
-        for _ in range(sweeps.DISCONNECTS_MIN):
-            await sim.go_offline()
-            await asyncio.sleep(0.3)  # the server notices the close
-            await sim.come_back()
-
-    chargers.do(drop_again_and_again(), timeout=60)
+    for n in range(1, sweeps.DISCONNECTS_MIN + 1):
+        chargers.do(sim.go_offline())
+        # Back only once the server has recorded the drop (a busy machine takes its time).
+        deadline = time.monotonic() + 20
+        while ConnectivityEvent.objects.filter(charge_point=row, online=False).count() < n:
+            assert time.monotonic() < deadline, f"drop {n} was not recorded"
+            time.sleep(0.05)
+        chargers.do(sim.come_back())
     sweep()
     (incident,) = open_of(FindingKind.UNSTABLE_CONNECTION, charge_point=row)
     assert incident.cause == Cause.CONNECTIVITY

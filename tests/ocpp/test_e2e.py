@@ -154,3 +154,30 @@ def test_simulated_charger_full_session_over_tcp(asgi_process, charge_point):
     tx.refresh_from_db()
     assert (tx.stopped_at, tx.meter_stop) == (stopped_at, meter_stop)  # the re-sent stop changed nothing
     assert Transaction.objects.count() == 1
+
+
+def test_a_charger_gone_while_its_message_was_stored_is_still_marked_offline(asgi_process, charge_point):
+    """The server cannot send the answer to a socket closed meanwhile; the connection's
+    disconnect must run all the same (it once ended the consumer silently)."""
+    base, _ = asgi_process
+
+    async def scenario():
+        for n in range(5):  # the close lands during the store in some of them
+            async with websockets.connect(
+                ws_url(base, "E2E-1"), subprotocols=["ocpp1.6"], additional_headers=auth("E2E-1")
+            ) as ws:
+                await ws.send(json.dumps([2, f"b{n}", "BootNotification", BOOT]))
+                await ws.send(json.dumps([2, f"s{n}", "StatusNotification", {
+                    "connectorId": 1, "errorCode": "NoError", "status": "Available"}]))  # fmt: skip
+                ws.transport.abort()  # gone without waiting for any answer
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                connected = await asyncio.to_thread(
+                    lambda: ChargePoint.objects.values_list("is_connected", flat=True).get(pk=charge_point.pk)
+                )
+                if not connected:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, f"still online after drop {n}"
+                await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
