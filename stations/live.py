@@ -77,6 +77,14 @@ def _same_origin(scope) -> bool:
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     live_groups: list[str]
 
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """An update for a page closed meanwhile is dropped (the server raises an OSError);
+        the queued disconnect then leaves the groups."""
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except OSError:
+            logger.debug("live page gone before an update could be sent")
+
     async def connect(self):
         self.live_groups = []
         user = self.scope.get("user")
