@@ -927,25 +927,27 @@ def _aware(value):
 # --- Reboot loops, error storms, stuck statuses ---------------------------------------------------
 
 
-def detect_reboot_loops(ctx: Context) -> None:
-    since = ctx.now - dt.timedelta(minutes=threshold("REBOOT_WINDOW_MINUTES"))
+def _frequent(events, time_field: str, at_least: int) -> tuple[list[dict], dict[int, dict]]:
+    """Charge points with at least ``at_least`` of these events (count, first and last time
+    each), and those charge points' fields: two queries, none when there are no such units."""
     rows = list(
-        OcppMessage.objects.filter(
-            action="BootNotification", direction="in", message_type=2, created_at__gte=since
-        )
-        .values("charge_point_id")
-        .annotate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
-        .filter(n__gte=threshold("REBOOT_LOOP_MIN"))
+        events.values("charge_point_id")
+        .annotate(n=Count("pk"), first=Min(time_field), last=Max(time_field))
+        .filter(n__gte=at_least)
         .order_by()
     )
     if not rows:
-        return
-    units = {
-        r["cp_id"]: r
-        for r in _values(
-            ChargePoint.objects.filter(pk__in=[r["charge_point_id"] for r in rows]), _cp_fields()
-        )
-    }
+        return [], {}
+    found = ChargePoint.objects.filter(pk__in=[r["charge_point_id"] for r in rows])
+    return rows, {u["cp_id"]: u for u in _values(found, _cp_fields())}
+
+
+def detect_reboot_loops(ctx: Context) -> None:
+    since = ctx.now - dt.timedelta(minutes=threshold("REBOOT_WINDOW_MINUTES"))
+    boots = OcppMessage.objects.filter(
+        action="BootNotification", direction="in", message_type=2, created_at__gte=since
+    )
+    rows, units = _frequent(boots, "created_at", threshold("REBOOT_LOOP_MIN"))
     for r in rows:
         u = units.get(r["charge_point_id"])
         if u is None:
@@ -1089,21 +1091,8 @@ def detect_stuck_status(ctx: Context) -> None:
 
 def detect_unstable_connections(ctx: Context) -> None:
     since = ctx.now - dt.timedelta(hours=threshold("DISCONNECTS_WINDOW_HOURS"))
-    rows = list(
-        ConnectivityEvent.objects.filter(online=False, at__gte=since, at__lte=ctx.now)
-        .values("charge_point_id")
-        .annotate(n=Count("pk"), first=Min("at"), last=Max("at"))
-        .filter(n__gte=threshold("DISCONNECTS_MIN"))
-        .order_by()
-    )
-    if not rows:
-        return
-    units = {
-        r["cp_id"]: r
-        for r in _values(
-            ChargePoint.objects.filter(pk__in=[r["charge_point_id"] for r in rows]), _cp_fields()
-        )
-    }
+    drops = ConnectivityEvent.objects.filter(online=False, at__gte=since, at__lte=ctx.now)
+    rows, units = _frequent(drops, "at", threshold("DISCONNECTS_MIN"))
     weak = Counter(e["cp_id"] for e in ctx.errors if e["error_code"] == "WeakSignal")
     hours = threshold("DISCONNECTS_WINDOW_HOURS")
     for r in rows:

@@ -6,7 +6,6 @@ version, and the campaign finishes."""
 import asyncio
 
 import pytest
-from django.db import connections
 
 from diagnostics.models import (
     CampaignStatus,
@@ -15,7 +14,9 @@ from diagnostics.models import (
 )
 from diagnostics.services import firmware
 from stations.models import ChargePoint
-from tests.factories import CHARGER_PASSWORD, ChargePointFactory, ConnectorFactory
+from tests.diagnostics import live
+from tests.diagnostics.live import in_thread, poll
+from tests.factories import ChargePointFactory, ConnectorFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.live]
 
@@ -27,41 +28,8 @@ def charge_point(transactional_db):
     return cp
 
 
-def in_thread(fn, *args, **kwargs):
-    """Run ORM work off the event loop, closing the thread's connection afterwards."""
-
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return asyncio.to_thread(run)
-
-
-async def poll(fn, *, timeout: float = 30.0, interval: float = 0.2):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await in_thread(fn)
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(interval)
-
-
 def simulator(base: str, **kwargs):
-    from stations.simulator import SimulatedChargePoint
-
-    return SimulatedChargePoint(
-        identity="E2E-FW",
-        password=CHARGER_PASSWORD,
-        url=base.replace("http://", "ws://") + "/ocpp",
-        connectors=1,
-        step_delay=0.2,
-        seed=3,
-        **kwargs,
-    )
+    return live.simulator("E2E-FW", base, **kwargs)
 
 
 def test_firmware_campaign_drives_the_charger_to_installed(asgi_process, charge_point):
