@@ -260,17 +260,25 @@ def test_command_rejected_errored_and_timed_out(run, cp):
             )
 
         task = asyncio.create_task(issue())
-        first = await charger.receive()
-        await charger.comm.send_to(text_data=f'[3, "{first[1]}", {{"status": "UnlockFailed"}}]')
-        second = await charger.receive()
-        await charger.comm.send_to(text_data=f'[4, "{second[1]}", "InternalError", "disk full", {{}}]')
-        third = await charger.receive()  # never answered
+        # One CALL at a time, in whatever order the three reached the charger's queue: the
+        # next comes only once the one in flight is answered (or has timed out).
+        seen, alone = [], []
+        for _ in range(3):
+            frame = await charger.receive()
+            seen.append(frame[2])
+            alone.append(await charger.comm.receive_nothing(timeout=0.2))
+            if frame[2] == "UnlockConnector":
+                await charger.comm.send_to(text_data=f'[3, "{frame[1]}", {{"status": "UnlockFailed"}}]')
+            elif frame[2] == "ClearCache":
+                await charger.comm.send_to(text_data=f'[4, "{frame[1]}", "InternalError", "disk full", {{}}]')
+            # GetLocalListVersion is never answered.
         results.extend(await task)
         await charger.close()
-        return first, second, third
+        return seen, alone
 
-    first, second, third = run(scenario())
-    assert [first[2], second[2], third[2]] == ["UnlockConnector", "ClearCache", "GetLocalListVersion"]
+    seen, alone = run(scenario())
+    assert sorted(seen) == ["ClearCache", "GetLocalListVersion", "UnlockConnector"]
+    assert all(alone)  # never a second CALL while one was in flight
     assert [c.status for c in results] == [CommandStatus.REJECTED, CommandStatus.ERROR, CommandStatus.TIMEOUT]
     assert results[0].outcome == "UnlockFailed"
     assert results[1].error_code == "InternalError" and results[1].error_description == "disk full"
