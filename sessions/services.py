@@ -587,45 +587,6 @@ def _transaction_query(
     return sql, [*params, transaction_id, charge_point_id]
 
 
-@functools.cache
-def _record_statement_sql(with_transaction: str) -> str:
-    """PostgreSQL: the samples, as one JSON parameter, inserted in one statement, which also
-    finds (or updates) their transaction: ``with_transaction`` is its CTE's SQL, or ""."""
-    opts = MeterSample._meta
-    qn = connection.ops.quote_name
-    fields = [opts.get_field(name) for name in SAMPLE_FIELDS]
-    record = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
-    columns = ", ".join(
-        qn(opts.get_field(name).column)
-        for name in ("charge_point", "connector_number", "transaction", *SAMPLE_FIELDS)
-    )
-    cte, transaction_id = "", "NULL"
-    if with_transaction:
-        pk = qn(Transaction._meta.pk.column)
-        returning = f" RETURNING {pk}" if with_transaction.startswith("UPDATE") else ""
-        cte = f"WITH tx AS ({with_transaction}{returning}) "
-        transaction_id = f"(SELECT {pk} FROM tx)"  # noqa: S608
-    return (
-        f"{cte}INSERT INTO {qn(opts.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT %s, %s, {transaction_id}, {', '.join(f'r.{qn(f.column)}' for f in fields)} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) ON CONFLICT DO NOTHING"
-    )
-
-
-def _record_in_one_statement(
-    parsed: _ParsedSamples, charge_point_id: int, connector_number: int, transaction_id: int | None
-) -> int:
-    """PostgreSQL: find the transaction, move its figures and insert the samples in one
-    statement (one round trip, one commit, no per-sample work in Python but a JSON dump)."""
-    cte, params = "", []
-    if transaction_id is not None:
-        cte, params = _transaction_query(parsed, charge_point_id, transaction_id)
-    rows = orjson.dumps(parsed.rows, default=str).decode()
-    with connection.cursor() as cursor:
-        cursor.execute(_record_statement_sql(cte), [*params, charge_point_id, connector_number, rows])
-        return max(cursor.rowcount, 0)
-
-
 def _record_with_orm(
     parsed: _ParsedSamples, charge_point_id: int, connector_number: int, transaction_id: int | None
 ) -> int:
@@ -781,8 +742,9 @@ def meter_values_record(
     if queue is not None:  # stored with the rest of the batch (meter_values_deferred)
         queue.append((parsed, charge_point, connector_id, transaction_id, announce))
         return len(parsed.rows)
-    record = _record_in_one_statement if connection.vendor == "postgresql" else _record_with_orm
-    stored = record(parsed, charge_point.pk, connector_id, transaction_id)
+    if connection.vendor == "postgresql":  # the batch's statement, for a batch of one
+        return _record_many([(parsed, charge_point, connector_id, transaction_id, announce)])
+    stored = _record_with_orm(parsed, charge_point.pk, connector_id, transaction_id)
     if announce:
         _announce(charge_point, connector_id, transaction_id, None)
     return stored
