@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,6 @@ from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from stations import services
@@ -58,15 +58,7 @@ def _retrying(fn):
     """Run ``fn`` in a worker thread; on a broken database connection (a restarted server)
     drop the thread's connections and try once more."""
 
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (InterfaceError, OperationalError):
-            for conn in connections.all(initialized_only=True):
-                conn.close()
-            return fn(*args, **kwargs)
-
-    return sync_to_async(call, thread_sensitive=False, executor=_executor)
+    return sync_to_async(functools.partial(writer.retrying, fn), thread_sensitive=False, executor=_executor)
 
 
 def basic_auth(headers) -> tuple[str | None, str | None]:

@@ -102,14 +102,19 @@ def _close_connections() -> None:
         conn.close()
 
 
-def _one(fn: Callable, args: tuple) -> Any:
-    """One call in its own transaction; once more on a fresh connection if the database
-    connection broke (a restarted server)."""
+def retrying(fn: Callable, *args, **kwargs) -> Any:
+    """``fn(*args, **kwargs)``; once more on fresh connections if the database connection
+    broke (a restarted server)."""
     try:
-        return _in_transaction([(fn, args)])[0]
+        return fn(*args, **kwargs)
     except (InterfaceError, OperationalError):
         _close_connections()
-        return _in_transaction([(fn, args)])[0]
+        return fn(*args, **kwargs)
+
+
+def _one(fn: Callable, args: tuple) -> Any:
+    """One call in its own transaction (retried on a broken connection)."""
+    return retrying(_in_transaction, [(fn, args)])[0]
 
 
 def _run_batch(loop, calls: list[tuple[Callable, tuple]]) -> list[tuple[bool, Any]]:
