@@ -123,6 +123,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Tests give each worker a queue of its own on the shared Redis.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -133,6 +135,8 @@ CELERY_BEAT_SCHEDULE = {
     "mark-silent-chargers-offline": {"task": "stations.tasks.mark_silent_chargers_offline", "schedule": 60.0},
     "expire-reservations": {"task": "sessions.tasks.expire_reservations", "schedule": 60.0},
     "diagnostic-sweep": {"task": "diagnostics.tasks.run_diagnostic_sweep", "schedule": 300.0},
+    "alerts-sweep": {"task": "alerts.tasks.sweep", "schedule": 30.0},
+    "alerts-digests": {"task": "alerts.tasks.send_digests", "schedule": 300.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -262,3 +266,41 @@ SITE_URL = env.str("CHARGEDESK_SITE_URL", default="")
 # Largest diagnostics file a charger may upload, in bytes, and how long its upload link lives.
 DIAGNOSTICS_UPLOAD_MAX_BYTES = env.int("DIAGNOSTICS_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 DIAGNOSTICS_UPLOAD_TTL_SECONDS = env.int("DIAGNOSTICS_UPLOAD_TTL_SECONDS", default=24 * 3600)
+
+# --- Alerts ---------------------------------------------------------------------------------
+# Web push (VAPID): the application server's key pair, base64url as browsers and pywebpush use
+# them. Empty outside production: a pair is made once and kept in var/vapid.json.
+ALERTS_VAPID_PRIVATE_KEY = env.str("ALERTS_VAPID_PRIVATE_KEY", default="")
+ALERTS_VAPID_PUBLIC_KEY = env.str("ALERTS_VAPID_PUBLIC_KEY", default="")
+ALERTS_VAPID_SUBJECT = env.str("ALERTS_VAPID_SUBJECT", default="mailto:alerts@chargedesk.localhost")
+# Retries of a failed delivery: the waits between attempts, in seconds (then it fails for good).
+ALERTS_RETRY_BACKOFF = [
+    int(s) for s in env.list("ALERTS_RETRY_BACKOFF", default=["30", "120", "600", "3600"])
+]
+# A webhook endpoint is disabled after this many failed attempts in a row.
+ALERTS_WEBHOOK_DISABLE_AFTER = env.int("ALERTS_WEBHOOK_DISABLE_AFTER", default=10)
+ALERTS_WEBHOOK_TIMEOUT = env.float("ALERTS_WEBHOOK_TIMEOUT", default=10)
+# A webhook receiver rejects a signature older than this (seconds); documented for receivers.
+ALERTS_WEBHOOK_TOLERANCE = env.int("ALERTS_WEBHOOK_TOLERANCE", default=300)
+# SMS and mobile push go through a provider: "console" (logs them) or "http" (POSTs JSON to
+# the URL with a bearer token, for a gateway of the operator's choice).
+ALERTS_SMS_PROVIDER = env.str("ALERTS_SMS_PROVIDER", default="console")
+ALERTS_SMS_HTTP_URL = env.str("ALERTS_SMS_HTTP_URL", default="")
+ALERTS_SMS_HTTP_TOKEN = env.str("ALERTS_SMS_HTTP_TOKEN", default="")
+ALERTS_MOBILE_PUSH_PROVIDER = env.str("ALERTS_MOBILE_PUSH_PROVIDER", default="console")
+ALERTS_MOBILE_PUSH_HTTP_URL = env.str("ALERTS_MOBILE_PUSH_HTTP_URL", default="")
+ALERTS_MOBILE_PUSH_HTTP_TOKEN = env.str("ALERTS_MOBILE_PUSH_HTTP_TOKEN", default="")
+# A charger offline this long (seconds) mid-session interrupts it and puts it out of service;
+# a shorter drop (a network blip, a reconnect) tells nobody.
+ALERTS_OFFLINE_GRACE_SECONDS = env.int("ALERTS_OFFLINE_GRACE_SECONDS", default=120)
+# A station back for this long (seconds) is back in service; a fault before that is the same outage.
+ALERTS_BACK_AFTER_SECONDS = env.int("ALERTS_BACK_AFTER_SECONDS", default=900)
+# Charging done but the car still plugged in for this long (minutes): the idle-fee warning.
+ALERTS_IDLE_WARNING_MINUTES = env.int("ALERTS_IDLE_WARNING_MINUTES", default=10)
+# A reservation ending within this many minutes: the expiry reminder.
+ALERTS_RESERVATION_REMINDER_MINUTES = env.int("ALERTS_RESERVATION_REMINDER_MINUTES", default=10)
+# Drivers who charged at a station within this many days count as its recent users.
+ALERTS_RECENT_DAYS = env.int("ALERTS_RECENT_DAYS", default=60)
+# How many alternatives an out-of-service alert names, and how far it looks (km).
+ALERTS_ALTERNATIVES = env.int("ALERTS_ALTERNATIVES", default=3)
+ALERTS_ALTERNATIVES_RADIUS_KM = env.float("ALERTS_ALTERNATIVES_RADIUS_KM", default=25)
