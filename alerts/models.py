@@ -137,8 +137,11 @@ class Alert(models.Model):
 class Notification(models.Model):
     """An alert as one recipient gets it: the in-app notification centre's row."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    # Both foreign keys lead a composite index below: no index of their own.
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
     event_type = models.CharField(max_length=40)
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
@@ -196,8 +199,14 @@ class Delivery(models.Model):
     alert): the delivery log. Sent or failed for good, it is never sent again."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    # The notification and the operator lead composite indexes below: no index of their own.
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Notification,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_index=False,
     )
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
@@ -208,6 +217,7 @@ class Delivery(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
         help_text="Whose log this is in (the alert's operator).",
     )
     user = models.ForeignKey(

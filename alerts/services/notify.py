@@ -32,6 +32,8 @@ from alerts.models import (
     Digest,
     Notification,
     Preference,
+    PushKind,
+    PushSubscription,
     WebhookEndpoint,
 )
 
@@ -122,6 +124,13 @@ def _fan_out(alert: Alert, people: dict[int, Recipient], *, now: dt.datetime) ->
         user_id__in=list(users), event_type=alert.event_type
     ).values_list("user_id", "channel", "enabled"):
         overrides[user_id][channel] = enabled
+    # Push and SMS only where there is somewhere to send them (no log full of "nowhere to go").
+    reachable = {Channel.PUSH: set(), Channel.MOBILE: set()}
+    for user_id, kind in (
+        PushSubscription.objects.filter(user_id__in=list(users)).values_list("user_id", "kind").distinct()
+    ):
+        reachable[Channel.PUSH if kind == PushKind.WEB else Channel.MOBILE].add(user_id)
+    reachable[Channel.SMS] = {uid for uid, u in users.items() if u["phone"]}
     emailed_this_hour = _emails_in_last_hour(
         [uid for uid, p in profiles.items() if p.digest == Digest.IMMEDIATE], now=now
     )
@@ -154,6 +163,8 @@ def _fan_out(alert: Alert, people: dict[int, Recipient], *, now: dt.datetime) ->
         quiet_until = profile.quiet_until(now) if profile else None
         for channel in USER_CHANNELS:
             if not chosen.get(channel, channel in event.default_channels):
+                continue
+            if channel in reachable and n.user_id not in reachable[channel]:
                 continue
             status, next_at = DeliveryStatus.PENDING, None
             if channel in INTERRUPTING_CHANNELS and quiet_until is not None:

@@ -27,6 +27,9 @@ from stations.models import ChargePoint
 
 logger = logging.getLogger("chargedesk.alerts")
 
+# OCPP 1.6 stop reasons that mean the session did not end as the driver wanted.
+ABNORMAL_STOPS = ["EmergencyStop", "HardReset", "Other", "PowerLoss", "Reboot", "SoftReset"]
+
 REASONS = {
     OutageCause.FAULTED: "the charger reported a fault",
     OutageCause.OFFLINE: "the charger lost its connection",
@@ -182,9 +185,13 @@ def interrupt_sessions(
 ) -> set[int]:
     """Tell the drivers of the sessions under way on the connector (0: any) that charging
     was interrupted. Returns their user ids."""
-    txs = Transaction.objects.filter(
-        charge_point_id=cp.pk, status=TransactionStatus.ACTIVE, driver__isnull=False
+    # A charger often ends the session itself as it faults (StopTransaction "PowerLoss",
+    # "Other", …), and that may be stored before the fault reaches us: such a session
+    # stopped just now was interrupted too.
+    cut = Q(status=TransactionStatus.ACTIVE) | Q(
+        stopped_at__gte=now - dt.timedelta(minutes=2), stop_reason__in=ABNORMAL_STOPS
     )
+    txs = Transaction.objects.filter(cut, charge_point_id=cp.pk, driver__isnull=False)
     if connector_number:
         txs = txs.filter(connector_number=connector_number)
     txs = list(txs.only("pk", "driver_id", "connector_number", "started_at"))

@@ -18,6 +18,7 @@ from alerts.models import (
     Notification,
     Outage,
     Preference,
+    PushSubscription,
     WebhookEndpoint,
 )
 from alerts.services import maintenance
@@ -80,6 +81,10 @@ def test_a_fault_mid_session_tells_its_driver_it_was_interrupted_with_the_neares
     charge_point, nearby
 ):
     driver = _driver_of(charge_point)
+    PushSubscription.objects.create(
+        user=driver, kind="web", endpoint="https://push.example/1", p256dh="k", auth="a"
+    )
+    PushSubscription.objects.create(user=driver, kind="mobile", endpoint="device-token", platform="android")
     _fault(charge_point)
     n = Notification.objects.get(user=driver)
     assert n.event_type == "session_interrupted"
@@ -88,6 +93,26 @@ def test_a_fault_mid_session_tells_its_driver_it_was_interrupted_with_the_neares
     assert n.data["alternatives"][0]["name"] == "Market Square"
     channels = set(Delivery.objects.filter(notification=n).values_list("channel", flat=True))
     assert channels == {Channel.INAPP, Channel.EMAIL, Channel.PUSH, Channel.MOBILE}
+
+
+def test_push_and_sms_go_only_where_there_is_somewhere_to_send_them(charge_point):
+    driver = _driver_of(charge_point)  # no browser subscribed, no app, no phone number
+    _fault(charge_point)
+    channels = set(Delivery.objects.filter(user=driver).values_list("channel", flat=True))
+    assert channels == {Channel.INAPP, Channel.EMAIL}
+
+
+def test_a_session_the_charger_ended_itself_as_it_faulted_counts_as_interrupted(charge_point):
+    now = timezone.now()
+    driver = _driver_of(
+        charge_point, status="Completed", stopped_at=now - dt.timedelta(seconds=5), stop_reason="PowerLoss"
+    )
+    calm = _driver_of(
+        charge_point, connector_number=2, status="Completed", stopped_at=now, stop_reason="Local"
+    )
+    _fault(charge_point, connector=0, at=now)
+    assert Notification.objects.get(user=driver).event_type == "session_interrupted"
+    assert not Notification.objects.filter(user=calm, event_type="session_interrupted").exists()
 
 
 def test_drivers_who_use_a_station_hear_it_is_out_of_service_and_back_once_despite_flaps(
@@ -327,6 +352,8 @@ def test_preferences_quiet_hours_and_webhooks_shape_the_deliveries(
         quiet_hours_end=(now + dt.timedelta(hours=1)).time(),
         time_zone="UTC",
     )
+    for user in (driver, other_driver):
+        PushSubscription.objects.create(user=user, kind="web", endpoint=f"https://push.example/{user.pk}")
     hook = WebhookEndpoint.objects.create(operator=operator, url="https://example.invalid/hook")
     WebhookEndpoint.objects.create(
         operator=operator, url="https://example.invalid/other", event_types=["fault"]
