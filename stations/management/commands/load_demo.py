@@ -239,9 +239,46 @@ class Command(BaseCommand):
                     token=token, defaults={"type": kind, "label": label, "driver": users[email]}
                 )
                 created["ID tokens"] += made
+            self._alerts(users, now)
         summary = ", ".join(f"{n} {what}" for what, n in created.items())
         self.stdout.write(self.style.SUCCESS(f"Demo data loaded (created now: {summary})."))
         self.stdout.write(self._logins())
+
+    def _alerts(self, users: dict[str, User], now: dt.datetime) -> None:
+        """Alice lives near Amsterdam Centraal and keeps one of its chargers as a favourite;
+        Bob is quiet at night; Voltway has planned maintenance at its Rotterdam site tomorrow
+        (published, so the drivers it affects were told)."""
+        from alerts.models import AlertProfile, MaintenanceWindow
+
+        alice, _ = AlertProfile.objects.get_or_create(
+            user=users["alice@example.com"],
+            defaults={
+                "home_latitude": Decimal("52.372"),
+                "home_longitude": Decimal("4.893"),
+                "radius_km": Decimal("10"),
+                "time_zone": "Europe/Amsterdam",
+            },
+        )
+        alice.favourites.add(*ChargePoint.objects.filter(identity__in=["VW-AMS-02"]))
+        AlertProfile.objects.get_or_create(
+            user=users["bob@example.com"],
+            defaults={
+                "quiet_hours_start": dt.time(22),
+                "quiet_hours_end": dt.time(7),
+                "time_zone": "Europe/Amsterdam",
+            },
+        )
+        rotterdam = ChargePoint.objects.filter(identity__startswith="VW-RTM").order_by("identity").first()
+        if rotterdam is not None and not MaintenanceWindow.objects.filter(charge_point=rotterdam).exists():
+            start = (now + dt.timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
+            MaintenanceWindow.objects.create(
+                operator=rotterdam.operator,
+                charge_point=rotterdam,
+                starts_at=start,
+                ends_at=start + dt.timedelta(hours=3),
+                reason="Replacing the charging cable of connector 1.",
+                published_at=now,
+            )
 
     def _operator(self, slug: str, created: dict[str, int]) -> Operator:
         operator, made = Operator.objects.get_or_create(slug=slug, defaults=OPERATORS[slug])
