@@ -101,6 +101,14 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
         _e("incident_resolved", OPERATOR, "Incidents resolved", "A fault or outage cleared.", IN),
         _e("ticket_assigned", OPERATOR, "Tickets assigned to you", "A work order is yours.", IN, E, P),
+        _e(
+            "webhook_disabled",
+            OPERATOR,
+            "Webhook endpoint disabled",
+            "A webhook receiver kept failing and deliveries to it stopped.",
+            IN,
+            E,
+        ),
         _e("payment_failed", OPERATOR, "Failed payments", "A driver's payment could not be taken.", IN, E),
     ]
 }

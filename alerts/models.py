@@ -146,7 +146,7 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     url = models.CharField(max_length=300, blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(default=dict, blank=True, help_text="What differs from the alert's data.")
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -157,6 +157,12 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"to {self.user_id}: {self.title}"
+
+    @property
+    def all_data(self) -> dict:
+        """The alert's data with this recipient's own on top (only the latter is stored here,
+        so that telling 10,000 drivers does not copy the alert's data 10,000 times)."""
+        return {**(self.alert.data or {}), **(self.data or {})}
 
 
 class DeliveryStatus(models.TextChoices):

@@ -4,6 +4,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from alerts.api import (
+    AlertSettingsView,
+    DeliveryViewSet,
+    FavouriteStationViewSet,
+    MaintenanceWindowViewSet,
+    NotificationViewSet,
+    PushSubscriptionViewSet,
+    WebhookEndpointViewSet,
+)
 from diagnostics.api import FirmwareCampaignViewSet, IncidentViewSet, LogUploadViewSet, TicketViewSet
 from diagnostics.api_health import HealthView, UptimeView
 from sessions.api import AuthTokenView, IdTokenViewSet, MeView, SessionViewSet
@@ -34,12 +43,21 @@ router.register("diagnostics/log-uploads", LogUploadViewSet, basename="diagnosti
 router.register(
     "diagnostics/firmware-campaigns", FirmwareCampaignViewSet, basename="diagnostics-firmware-campaign"
 )
+router.register("me/notifications", NotificationViewSet, basename="me-notification")
+router.register("me/push-subscriptions", PushSubscriptionViewSet, basename="me-push-subscription")
+router.register("me/favourite-stations", FavouriteStationViewSet, basename="me-favourite-station")
+router.register("operator/webhooks", WebhookEndpointViewSet, basename="operator-webhook")
+router.register("operator/deliveries", DeliveryViewSet, basename="operator-delivery")
+router.register(
+    "operator/maintenance-windows", MaintenanceWindowViewSet, basename="operator-maintenance-window"
+)
 
 app_name = "api"
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="auth-token"),
     path("me/", MeView.as_view(), name="me"),
+    path("me/alert-settings/", AlertSettingsView.as_view(), name="me-alert-settings"),
     path("diagnostics/health/", HealthView.as_view(), name="diagnostics-health"),
     path("diagnostics/uptime/", UptimeView.as_view(), name="diagnostics-uptime"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -8,6 +8,7 @@ frame sent would cost each OCPP answer for nothing."""
 from channels.auth import AuthMiddlewareStack
 from django.urls import path
 
+from alerts.consumers import NotificationConsumer
 from stations.live import LiveConsumer
 from stations.ocpp.consumer import OcppConsumer
 
@@ -15,4 +16,5 @@ websocket_urlpatterns: list = [
     path("ocpp/<str:identity>", OcppConsumer.as_asgi()),
     path("ocpp/<slug:operator>/<str:identity>", OcppConsumer.as_asgi()),
     path("ws/live/", AuthMiddlewareStack(LiveConsumer.as_asgi())),
+    path("ws/notifications/", AuthMiddlewareStack(NotificationConsumer.as_asgi())),
 ]

@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "alerts.context_processors.unread_notifications",
             ],
         },
     },
@@ -280,6 +281,9 @@ ALERTS_RETRY_BACKOFF = [
 # A webhook endpoint is disabled after this many failed attempts in a row.
 ALERTS_WEBHOOK_DISABLE_AFTER = env.int("ALERTS_WEBHOOK_DISABLE_AFTER", default=10)
 ALERTS_WEBHOOK_TIMEOUT = env.float("ALERTS_WEBHOOK_TIMEOUT", default=10)
+# Whether webhooks may go to loopback and private addresses (checked when sending, after the
+# name is resolved). Off in production: a receiver must be on the public internet.
+ALERTS_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERTS_WEBHOOK_ALLOW_PRIVATE", default=not PRODUCTION)
 # A webhook receiver rejects a signature older than this (seconds); documented for receivers.
 ALERTS_WEBHOOK_TOLERANCE = env.int("ALERTS_WEBHOOK_TOLERANCE", default=300)
 # SMS and mobile push go through a provider: "console" (logs them) or "http" (POSTs JSON to

@@ -1,16 +1,19 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from alerts.views import service_worker
 from config.health import healthz
 from stations.views import home
 
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("sw.js", service_worker, name="service-worker"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("config.api_urls")),
     path("account/", include("sessions.urls")),
     path("diagnostics/", include("diagnostics.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("stations.urls")),
 ]

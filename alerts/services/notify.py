@@ -148,7 +148,7 @@ def _fan_out(alert: Alert, people: dict[int, Recipient], *, now: dt.datetime) ->
                 title=(r.title or alert.title)[:200],
                 body=r.body if r.body is not None else alert.body,
                 url=alert.url,
-                data={**alert.data, **r.data},
+                data=r.data,
                 # Someone who turned the in-app channel off still has the record, read.
                 read_at=None if inapp else now,
             )

@@ -90,7 +90,7 @@ def test_a_fault_mid_session_tells_its_driver_it_was_interrupted_with_the_neares
     assert n.event_type == "session_interrupted"
     assert "interrupted" in n.title
     assert "Market Square" in n.body and "1.0 km" in n.body
-    assert n.data["alternatives"][0]["name"] == "Market Square"
+    assert n.all_data["alternatives"][0]["name"] == "Market Square"
     channels = set(Delivery.objects.filter(notification=n).values_list("channel", flat=True))
     assert channels == {Channel.INAPP, Channel.EMAIL, Channel.PUSH, Channel.MOBILE}
 
@@ -273,7 +273,7 @@ def test_session_started_and_finished_tell_the_driver(charge_point):
     rules.handle("session.stopped", data)  # the charger re-sent its StopTransaction
     finished = Notification.objects.get(user=driver, event_type="session_finished")
     assert "7.40 kWh" in finished.title
-    assert finished.data["duration_minutes"] == 60
+    assert finished.all_data["duration_minutes"] == 60
     assert Notification.objects.filter(user=driver).count() == 2
 
 

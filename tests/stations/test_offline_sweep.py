@@ -43,7 +43,9 @@ def test_embedded_periodic_runner_runs_due_tasks_only():
         "mark-silent-chargers-offline",
         "expire-reservations",
         "diagnostic-sweep",
+        "alerts-sweep",
+        "alerts-digests",
     ]
-    assert periodic.run_due(last_run, 1010.0) == []  # not due again within its 60 s
+    assert periodic.run_due(last_run, 1010.0) == []  # not due again within its 30 s
     cp.refresh_from_db()
     assert cp.is_connected is False
