@@ -1,64 +1,29 @@
 """The real stack for alerts' end-to-end tests: the ASGI server process, a Celery worker
 process (both on the test's PostgreSQL and Redis, on a queue of their own), the real SMTP
-server, and an HTTP webhook receiver that checks signatures."""
+server, and an HTTP webhook receiver."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from tests.alerts.receivers import Receiver
+
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-class Receiver:
-    """An HTTP server on a free port keeping every POST (headers and body)."""
-
-    def __init__(self, status: int = 200):
-        self.status = status
-        self.received: list[SimpleNamespace] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.received.append(
-                    SimpleNamespace(path=self.path, headers=dict(self.headers), body=body)
-                )
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def events(self) -> list[dict]:
-        return [json.loads(r.body) for r in self.received]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def webhook_receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
+    """A webhook receiver (tests/alerts/receivers.py) answering 200 to everything."""
+    with Receiver((200,)) as receiver:
+        yield receiver
 
 
 @pytest.fixture

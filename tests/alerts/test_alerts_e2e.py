@@ -9,8 +9,10 @@ operator's webhook receives the alerts with signatures it can verify.
 """
 
 import asyncio
-import datetime as dt
+import contextlib
+import json
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -71,10 +73,9 @@ class Chargers:
 
     def close(self):
         for cp in self.running:
-            try:
+            # A charger that will not stop must not fail the test.
+            with contextlib.suppress(Exception):
                 self.do(cp.stop(), timeout=10)
-            except Exception:  # a charger that will not stop must not fail the test
-                pass
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -132,8 +133,6 @@ def test_a_fault_mid_session_reaches_the_driver_once_by_email_and_the_operator_b
         wait_for(lambda: a.status_changes.filter(status=ConnectorStatus.FAULTED).count() >= 3)
         # Let the worker finish what the flaps sent it before counting.
         wait_for(lambda: not Delivery.objects.filter(status="pending", channel=Channel.EMAIL).exists())
-        import time
-
         time.sleep(2)
         assert Alert.objects.filter(event_type="session_interrupted").count() == 1
         assert Alert.objects.filter(event_type="station_out_of_service").count() == 1
@@ -145,20 +144,13 @@ def test_a_fault_mid_session_reaches_the_driver_once_by_email_and_the_operator_b
         assert not Delivery.objects.filter(user=bob, channel=Channel.EMAIL).exists()
 
         # The operator's webhook: every alert, each signed so the receiver can check it.
-        wait_for(
-            lambda: (
-                {"session_interrupted", "station_out_of_service"}
-                <= {e["type"] for e in webhook_receiver.events()}
-            )
-        )
-        for r in webhook_receiver.received:
-            assert verify(hook.secret, r.headers["ChargeDesk-Signature"], r.body, now=timezone.now())
-            assert not verify("not-the-secret", r.headers["ChargeDesk-Signature"], r.body, now=timezone.now())
-        assert verify(
-            hook.secret,
-            webhook_receiver.received[0].headers["ChargeDesk-Signature"],
-            webhook_receiver.received[0].body,
-            now=timezone.now() + dt.timedelta(seconds=1),
-        )
+        def hook_events():
+            return {json.loads(r["body"])["type"] for r in webhook_receiver.requests}
+
+        wait_for(lambda: {"session_interrupted", "station_out_of_service"} <= hook_events())
+        for r in webhook_receiver.requests:
+            signature = r["headers"]["ChargeDesk-Signature"]
+            assert verify(hook.secret, signature, r["body"], now=timezone.now())
+            assert not verify("not-the-secret", signature, r["body"], now=timezone.now())
     finally:
         chargers.close()

@@ -11,7 +11,7 @@ import pytest
 
 from alerts import delivery as engine
 from alerts.models import Alert, Channel, Delivery, Notification, PushKind, PushSubscription
-from tests.alerts.test_webhooks_delivery import Receiver
+from tests.alerts.receivers import Receiver
 
 ETA = dt.datetime(2026, 11, 25, 13, 30, tzinfo=dt.UTC)
 

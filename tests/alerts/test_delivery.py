@@ -19,7 +19,7 @@ from alerts import signing, unsubscribe
 from alerts.channels import TRANSPORTS, Transport, get
 from alerts.links import absolute
 from alerts.models import Alert, Channel, Delivery, DeliveryStatus, Notification, WebhookEndpoint
-from tests.alerts.test_webhooks_delivery import Receiver
+from tests.alerts.receivers import Receiver
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from py_vapid import Vapid02
 from alerts import delivery as engine
 from alerts import vapid
 from alerts.models import Alert, Channel, Delivery, Notification, PushKind, PushSubscription
-from tests.alerts.test_webhooks_delivery import Receiver
+from tests.alerts.receivers import Receiver
 
 
 def b64url(raw: bytes) -> str:
