@@ -179,3 +179,40 @@ def test_vapid_keys_required_in_production(settings, tmp_path):
     with pytest.raises(ImproperlyConfigured):
         vapid.keys()
     assert not (tmp_path / "var").exists()
+
+
+def test_quiet_hours_hold_a_push_back_until_they_end(driver):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from alerts.models import AlertProfile
+    from alerts.services.notify import raise_alert
+
+    now = timezone.now()
+    AlertProfile.objects.create(
+        user=driver,
+        quiet_hours_start=(now - dt.timedelta(hours=1)).time(),
+        quiet_hours_end=(now + dt.timedelta(hours=1)).time(),
+    )
+    browser = Browser()
+    with Receiver((201,)) as push_service:
+        browser.subscribe(driver, f"{push_service.url}/wpush/v2/quiet")
+        raise_alert(
+            event_type="session_interrupted",
+            dedup_key="quiet",
+            title="Charging interrupted",
+            recipients=[driver.pk],
+            now=now,
+        )
+        push = Delivery.objects.get(user=driver, channel=Channel.PUSH)
+        assert push.status == "held"
+        for pk in engine.due(now=now):  # the in-app and email deliveries go at once
+            engine.send(pk, now=now)
+        assert push_service.requests == []
+        assert Delivery.objects.get(user=driver, channel=Channel.EMAIL).status == "sent"
+
+        later = push.next_attempt_at + dt.timedelta(seconds=1)
+        assert push.pk in engine.due(now=later)
+        assert engine.send(push.pk, now=later) == "sent"
+    assert browser.decrypt(push_service.requests[0]["body"])["title"] == "Charging interrupted"
