@@ -25,13 +25,13 @@ def deliver(delivery_ids: list[int]) -> dict:
     """Send these deliveries; a failure is recorded on its row and retried by the sweep."""
     from alerts import delivery
 
+    try:
+        statuses = delivery.send_many(delivery_ids)
+    except Exception:  # the sweep finds them again once their lease ends
+        logger.exception("delivering %s deliveries failed unexpectedly", len(delivery_ids))
+        return {"error": len(delivery_ids)}
     outcome: dict[str, int] = {}
-    for pk in delivery_ids:
-        try:
-            status = delivery.send(pk)
-        except Exception:  # a bug in one delivery must not hold back the others
-            logger.exception("delivery %s failed unexpectedly", pk)
-            status = "error"
+    for status in statuses.values():
         outcome[str(status)] = outcome.get(str(status), 0) + 1
     return outcome
 

@@ -175,7 +175,11 @@ def _fan_out(alert: Alert, people: dict[int, Recipient], *, now: dt.datetime) ->
                     status = DeliveryStatus.DIGEST
                 else:
                     emailed_this_hour[n.user_id] = emailed_this_hour.get(n.user_id, 0) + 1
-            target = {Channel.EMAIL: user["email"], Channel.SMS: user["phone"]}.get(channel, "")
+            target = {
+                Channel.EMAIL: user["email"],
+                Channel.SMS: user["phone"],
+                Channel.INAPP: f"notification #{n.pk}",
+            }.get(channel, "")
             deliveries.append(
                 Delivery(
                     alert=alert,

@@ -4,7 +4,10 @@ delivery log, webhooks and maintenance windows (scoped to the operator, drivers 
 
 import datetime as dt
 import json
+import threading
 import zoneinfo
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -474,14 +477,36 @@ def test_rotate_disable_enable_and_delete(login, operator_admin, operator):
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_test_send_reports_the_receivers_answer(login, operator_admin, operator, webhook_receiver):
-    endpoint = WebhookEndpoint.objects.create(operator=operator, url=webhook_receiver.url)
-    page = html(login(operator_admin).post(reverse("alerts:webhook-test", args=[endpoint.pk]), follow=True))
-    assert f"Test sent to {webhook_receiver.url}" in page
-    assert webhook_receiver.events()[0]["type"] == "ping"
-    webhook_receiver.status = 500
-    page = html(login(operator_admin).post(reverse("alerts:webhook-test", args=[endpoint.pk]), follow=True))
-    assert f"Test to {webhook_receiver.url} failed" in page
+@pytest.fixture
+def receiver():
+    """An HTTP receiver on a free port answering ``receiver.status`` and keeping the bodies."""
+    state = SimpleNamespace(status=200, bodies=[])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            state.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(state.status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_test_send_reports_the_receivers_answer(login, operator_admin, operator, receiver):
+    endpoint = WebhookEndpoint.objects.create(operator=operator, url=receiver.url)
+    client = login(operator_admin)
+    page = html(client.post(reverse("alerts:webhook-test", args=[endpoint.pk]), follow=True))
+    assert f"Test sent to {receiver.url}" in page and receiver.bodies[0]["type"] == "ping"
+    receiver.status = 500
+    page = html(client.post(reverse("alerts:webhook-test", args=[endpoint.pk]), follow=True))
+    assert f"Test to {receiver.url} failed" in page
 
 
 def test_another_operators_webhook_is_404(login, operator_admin, other_operator):
