@@ -629,3 +629,19 @@ def test_maintenance_form_offers_only_the_operators_places(
         },
     )
     assert response.status_code == 400 and not MaintenanceWindow.objects.exists()
+
+
+def test_superuser_sees_every_operator_and_names_the_webhooks_operator(client, operator, other_operator):
+    from stations.models import User
+
+    root = User.objects.create_superuser(email="root@example.com", password="x")
+    client.force_login(root)
+    mine, theirs = delivery(operator, key="a"), delivery(other_operator, key="b")
+    page = html(client.get(reverse("alerts:deliveries")))
+    assert f'data-delivery="{mine.pk}"' in page and f'data-delivery="{theirs.pk}"' in page
+    refused = client.post(reverse("alerts:webhooks"), {"url": "https://hooks.example.com/ng"})
+    assert refused.status_code == 400 and not WebhookEndpoint.objects.exists()
+    client.post(
+        reverse("alerts:webhooks"), {"url": "https://hooks.example.com/ng", "operator": other_operator.pk}
+    )
+    assert WebhookEndpoint.objects.get().operator == other_operator

@@ -53,6 +53,9 @@ def test_live_socket_refuses_anonymous_users_and_drivers(driver):
         refused_anonymous, _ = await anonymous.connect()
         as_driver = live_socket(cookie)
         refused_driver, _ = await as_driver.connect()
+        # Let the refused consumers finish, or their teardown may wait on the channel layer.
+        await anonymous.disconnect()
+        await as_driver.disconnect()
         return refused_anonymous, refused_driver
 
     assert play(scenario) == (False, False)
@@ -64,6 +67,7 @@ def test_live_socket_refuses_a_page_of_another_site(technician):
     async def scenario():
         foreign = live_socket(cookie, origin="https://evil.example")
         refused, _ = await foreign.connect()
+        await foreign.disconnect()
         ours = live_socket(cookie, origin="http://testserver")
         accepted, _ = await ours.connect()
         await ours.disconnect()
@@ -195,6 +199,7 @@ def test_watching_another_operators_charge_point_is_refused(technician, other_ch
     async def scenario():
         socket = live_socket(cookie, query=f"charge_point={other_charge_point.pk}")
         accepted, _ = await socket.connect()
+        await socket.disconnect()
         return accepted
 
     assert play(scenario) is False
@@ -310,3 +315,14 @@ def test_dashboard_follows_a_charger_without_a_reload(asgi_server, browser_page,
     assert not errors, errors
     assert page.text_content(f'[data-connector-status="{cp.pk}:1"]') == "#1Faulted"
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_an_update_for_a_page_gone_meanwhile_is_dropped(monkeypatch):
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    async def gone(self, text_data=None, bytes_data=None, close=False):
+        raise OSError("connection closed")
+
+    monkeypatch.setattr(AsyncWebsocketConsumer, "send", gone)
+    consumer = live.LiveConsumer()
+    asyncio.run(consumer.live_event({"type": "live.event", "data": {"event": "x"}}))  # no exception
