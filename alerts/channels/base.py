@@ -26,5 +26,9 @@ class Transport:
 
     name: str = ""
 
+    def prepare(self, deliveries: list[Delivery]) -> None:
+        """Called once with a batch's deliveries of this channel before they are sent one by one:
+        the place to read in one query what each send would otherwise read again."""
+
     def send(self, delivery: Delivery) -> None:  # pragma: no cover - interface
         raise NotImplementedError

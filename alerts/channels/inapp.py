@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db.models import Count
 
 from alerts.channels.base import Transport, TransportError
 
@@ -23,6 +24,20 @@ def user_group(user_id: int) -> str:
 class InAppTransport(Transport):
     name = "inapp"
 
+    def prepare(self, deliveries: list[Delivery]) -> None:
+        """Each recipient's unread count for the bell, for the whole batch in one query."""
+        from alerts.models import Notification
+
+        users = {d.user_id for d in deliveries if d.user_id}
+        counts = dict(
+            Notification.objects.filter(user_id__in=users, read_at__isnull=True)
+            .values("user_id")
+            .annotate(n=Count("pk"))
+            .values_list("user_id", "n")
+        )
+        for d in deliveries:
+            d.unread = counts.get(d.user_id, 0)
+
     def send(self, delivery: Delivery) -> None:
         from alerts.models import Notification
 
@@ -33,7 +48,9 @@ class InAppTransport(Transport):
         layer = get_channel_layer()
         if layer is None:
             raise TransportError("no channel layer configured", permanent=True)
-        unread = Notification.objects.filter(user_id=delivery.user_id, read_at__isnull=True).count()
+        unread = getattr(delivery, "unread", None)
+        if unread is None:
+            unread = Notification.objects.filter(user_id=delivery.user_id, read_at__isnull=True).count()
         event = {
             "type": "notification.new",
             "notification": {

@@ -8,10 +8,7 @@ station as a favourite but turned email off for outages, gets it in-app and not 
 operator's webhook receives the alerts with signatures it can verify.
 """
 
-import asyncio
-import contextlib
 import json
-import threading
 import time
 from decimal import Decimal
 
@@ -22,10 +19,9 @@ from alerts.models import Alert, AlertProfile, Channel, Delivery, Notification, 
 from alerts.signing import verify
 from sessions.models import Transaction, TransactionStatus
 from stations.models import ConnectorStatus
-from stations.simulator import SimulatedChargePoint
 from tests.alerts.conftest import wait_for
+from tests.chargers import Chargers
 from tests.factories import (
-    CHARGER_PASSWORD,
     ChargePointFactory,
     ConnectorFactory,
     DriverFactory,
@@ -35,48 +31,6 @@ from tests.factories import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.live]
-
-FAST = {
-    "meter_interval": 3600,
-    "step_delay": 0.05,
-    "reconnect_initial": 0.05,
-    "reconnect_max": 0.2,
-    "boot_retry_interval": 0.1,
-    "response_timeout": 10,
-    "seed": 3,
-    "connectors": 1,
-}
-
-
-class Chargers:
-    """Simulated chargers on an event loop of their own (a thread), driven from the test."""
-
-    def __init__(self, base_url: str):
-        self.url = base_url.replace("http://", "ws://") + "/ocpp"
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.running: list[SimulatedChargePoint] = []
-
-    def do(self, coro, timeout=30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self, identity: str) -> SimulatedChargePoint:
-        async def go():
-            cp = SimulatedChargePoint(identity=identity, password=CHARGER_PASSWORD, url=self.url, **FAST)
-            await cp.__aenter__()
-            await cp.wait_booted(timeout=20)
-            return cp
-
-        cp = self.do(go())
-        self.running.append(cp)
-        return cp
-
-    def close(self):
-        for cp in self.running:
-            # A charger that will not stop must not fail the test.
-            with contextlib.suppress(Exception):
-                self.do(cp.stop(), timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def _emails_to(emails, address):

@@ -212,3 +212,23 @@ def test_absolute_links(settings):
     assert absolute("https://elsewhere.example/x") == "https://elsewhere.example/x"
     settings.SITE_URL = ""
     assert absolute("/x") == "http://localhost:8000/x"
+
+
+def test_a_batch_of_in_app_deliveries_costs_the_same_few_queries_however_large(
+    db, django_assert_max_num_queries
+):
+    from alerts.services.notify import raise_alert
+    from tests.factories import DriverFactory
+
+    drivers = [DriverFactory() for _ in range(30)]
+    raise_alert(
+        event_type="station_back_in_service",
+        dedup_key="batch",
+        title="Back",
+        recipients=[d.pk for d in drivers],
+    )
+    ids = list(Delivery.objects.filter(channel=Channel.INAPP).values_list("pk", flat=True))
+    assert len(ids) == 30
+    with django_assert_max_num_queries(10):
+        statuses = engine.send_many(ids)
+    assert set(statuses.values()) == {"sent"}
