@@ -308,3 +308,23 @@ ALERTS_RECENT_DAYS = env.int("ALERTS_RECENT_DAYS", default=60)
 # How many alternatives an out-of-service alert names, and how far it looks (km).
 ALERTS_ALTERNATIVES = env.int("ALERTS_ALTERNATIVES", default=3)
 ALERTS_ALTERNATIVES_RADIUS_KM = env.float("ALERTS_ALTERNATIVES_RADIUS_KM", default=25)
+
+# --- Billing --------------------------------------------------------------------------------
+# Stripe: the secret and publishable keys, the webhook signing secret. STRIPE_API_BASE points
+# the stripe library somewhere else (tests and the demo use a local Stripe-protocol server,
+# localstripe, at http://127.0.0.1:8420); STRIPE_JS_URL is where pages load Stripe.js from
+# (Stripe's own https://js.stripe.com/v3/ in production: Stripe requires it be loaded from there).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# The amount held on a card when a session starts (in the tariff's currency); the actual cost
+# is captured at the end (at most this much; above it a second charge is made).
+BILLING_PREAUTH_AMOUNT = env.str("BILLING_PREAUTH_AMOUNT", default="50.00")
+# A failed capture is tried again this many times (after 1 h, 6 h, 24 h…); then the driver is
+# blocked from starting until the debt is paid.
+BILLING_CAPTURE_RETRIES = env.int("BILLING_CAPTURE_RETRIES", default=3)
+# Postpaid accounts: invoices are due after the account's terms; overdue by this many days,
+# the account's cards are blocked.
+BILLING_OVERDUE_GRACE_DAYS = env.int("BILLING_OVERDUE_GRACE_DAYS", default=7)
