@@ -80,12 +80,47 @@ def session_started(*, transaction_id: int, driver_id: int | None = None, **_) -
 
 
 @rule("session.stopped")
-def session_finished(*, transaction_id: int, driver_id: int | None = None, **_) -> None:
+def session_stopped(*, transaction_id: int, driver_id: int | None = None, **_) -> None:
+    """Told at once when the session costs nothing we know of; a session a tariff prices is
+    told when billing has priced it (``billing.session_priced``), with its cost."""
     if not driver_id:
         return
     tx = Transaction.objects.select_related("charge_point__site").filter(pk=transaction_id).first()
     if tx is None or tx.stopped_at is None:
         return
+    if _priced_by_billing(tx):
+        return
+    _tell_finished(tx, driver_id)
+
+
+@rule("billing.session_priced")
+def session_priced(
+    *, transaction_id: int, driver_id: int | None = None, total: str = "", currency: str = "", **_
+):
+    if not driver_id:
+        return
+    tx = Transaction.objects.select_related("charge_point__site").filter(pk=transaction_id).first()
+    if tx is not None and tx.stopped_at is not None:
+        _tell_finished(tx, driver_id, cost=(total, currency))
+
+
+def _priced_by_billing(tx: Transaction) -> bool:
+    try:
+        from billing.tariffs import tariff_for
+    except ImportError:
+        return False
+    return (
+        tariff_for(
+            charge_point=tx.charge_point,
+            connector_number=tx.connector_number,
+            user=tx.driver,
+            at=tx.started_at,
+        )
+        is not None
+    )
+
+
+def _tell_finished(tx: Transaction, driver_id: int, cost: tuple[str, str] | None = None) -> None:
     label = outages.station_label(tx.charge_point)
     energy = selectors.kwh(tx.energy_wh)
     minutes = max(0, round((tx.stopped_at - tx.started_at).total_seconds() / 60))
@@ -96,11 +131,16 @@ def session_finished(*, transaction_id: int, driver_id: int | None = None, **_) 
         "duration_minutes": minutes,
         "stop_reason": tx.stop_reason,
     }
+    body = f"Your session at {label} delivered {energy} kWh in {minutes} minutes."
+    if cost is not None:
+        total, currency = cost
+        data["cost"] = {"amount": total, "currency": currency}
+        body += f" It cost {total} {currency}."
     raise_alert(
         event_type="session_finished",
         dedup_key=f"session:{tx.pk}:finished",
         title=f"Charging finished at {label}: {energy} kWh",
-        body=f"Your session at {label} delivered {energy} kWh in {minutes} minutes.",
+        body=body,
         url="/account/",
         recipients=[driver_id],
         operator_id=tx.charge_point.operator_id,

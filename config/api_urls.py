@@ -1,6 +1,6 @@
 """REST API v1: one router for every app, the OpenAPI schema and its interactive docs."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -13,6 +13,16 @@ from alerts.api import (
     PushSubscriptionViewSet,
     WebhookEndpointViewSet,
 )
+from billing.api import (
+    BillingStatusView,
+    MyInvoiceViewSet,
+    OperatorInvoiceViewSet,
+    OperatorPaymentViewSet,
+    PayDebtView,
+    PaymentMethodViewSet,
+)
+from billing.api_reports import ReportJobViewSet, ReportSummaryView
+from billing.api_tariffs import SessionCostView, StationTariffView, TariffAssignmentViewSet, TariffViewSet
 from diagnostics.api import FirmwareCampaignViewSet, IncidentViewSet, LogUploadViewSet, TicketViewSet
 from diagnostics.api_health import HealthView, UptimeView
 from sessions.api import AuthTokenView, IdTokenViewSet, MeView, SessionViewSet
@@ -51,6 +61,13 @@ router.register("operator/deliveries", DeliveryViewSet, basename="operator-deliv
 router.register(
     "operator/maintenance-windows", MaintenanceWindowViewSet, basename="operator-maintenance-window"
 )
+router.register("operator/tariffs", TariffViewSet, basename="operator-tariff")
+router.register("operator/tariff-assignments", TariffAssignmentViewSet, basename="operator-tariff-assignment")
+router.register("me/payment-methods", PaymentMethodViewSet, basename="me-payment-method")
+router.register("me/invoices", MyInvoiceViewSet, basename="me-invoice")
+router.register("operator/invoices", OperatorInvoiceViewSet, basename="operator-invoice")
+router.register("operator/payments", OperatorPaymentViewSet, basename="operator-payment")
+router.register("operator/reports/jobs", ReportJobViewSet, basename="operator-report-job")
 
 app_name = "api"
 
@@ -58,8 +75,17 @@ urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="auth-token"),
     path("me/", MeView.as_view(), name="me"),
     path("me/alert-settings/", AlertSettingsView.as_view(), name="me-alert-settings"),
+    path("me/billing/", BillingStatusView.as_view(), name="me-billing"),
+    path("me/billing/pay-debt/", PayDebtView.as_view(), name="me-billing-pay-debt"),
     path("diagnostics/health/", HealthView.as_view(), name="diagnostics-health"),
     path("diagnostics/uptime/", UptimeView.as_view(), name="diagnostics-uptime"),
+    path("operator/reports/summary/", ReportSummaryView.as_view(), name="operator-report-summary"),
+    re_path(
+        rf"^stations/(?P<identity>{IDENTITY_REGEX})/tariff/$",
+        StationTariffView.as_view(),
+        name="station-tariff",
+    ),
+    path("me/sessions/<int:pk>/cost/", SessionCostView.as_view(), name="me-session-cost"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -138,6 +138,12 @@ CELERY_BEAT_SCHEDULE = {
     "diagnostic-sweep": {"task": "diagnostics.tasks.run_diagnostic_sweep", "schedule": 300.0},
     "alerts-sweep": {"task": "alerts.tasks.sweep", "schedule": 30.0},
     "alerts-digests": {"task": "alerts.tasks.send_digests", "schedule": 300.0},
+    # Safe to run daily: each issues only what is not issued yet.
+    "billing-monthly-invoices": {
+        "task": "billing.tasks_invoicing.issue_monthly_invoices",
+        "schedule": 86400.0,
+    },
+    "billing-overdue-check": {"task": "billing.tasks_invoicing.block_overdue_accounts", "schedule": 86400.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -213,7 +219,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectorStatusEnum": "stations.models.network.ConnectorStatus",
+        "ReportStatusEnum": "billing.models.ReportStatus",
+    },
 }
 
 # --- Security -------------------------------------------------------------------------------
@@ -328,3 +337,5 @@ BILLING_CAPTURE_RETRIES = env.int("BILLING_CAPTURE_RETRIES", default=3)
 # Postpaid accounts: invoices are due after the account's terms; overdue by this many days,
 # the account's cards are blocked.
 BILLING_OVERDUE_GRACE_DAYS = env.int("BILLING_OVERDUE_GRACE_DAYS", default=7)
+# Ad-hoc (guest) checkouts one address may start in an hour.
+BILLING_GUEST_CHECKOUTS_PER_HOUR = env.int("BILLING_GUEST_CHECKOUTS_PER_HOUR", default=10)

@@ -15,5 +15,8 @@ urlpatterns = [
     path("account/", include("sessions.urls")),
     path("diagnostics/", include("diagnostics.urls")),
     path("alerts/", include("alerts.urls")),
+    path("billing/reports/", include("billing.urls_reports")),
+    path("", include("billing.urls_payments")),  # billing/stripe/webhook/
+    path("billing/", include("billing.urls")),
     path("", include("stations.urls")),
 ]

@@ -196,6 +196,7 @@ class SessionErrorSerializer(serializers.Serializer):
             Reason.TOKEN_IN_USE,
             Reason.NO_TOKEN,
             Reason.NOT_ACTIVE,
+            Reason.PAYMENT_REQUIRED,
         ],
         help_text="Why, for programs.",
     )
@@ -214,6 +215,7 @@ REASON_STATUS = {
     Reason.REJECTED: status.HTTP_409_CONFLICT,
     Reason.NOT_ACTIVE: status.HTTP_409_CONFLICT,
     Reason.NOT_YOURS: status.HTTP_404_NOT_FOUND,
+    Reason.PAYMENT_REQUIRED: status.HTTP_402_PAYMENT_REQUIRED,
     Reason.OFFLINE: status.HTTP_503_SERVICE_UNAVAILABLE,
     Reason.TIMEOUT: status.HTTP_503_SERVICE_UNAVAILABLE,
     Reason.NO_SESSION: status.HTTP_503_SERVICE_UNAVAILABLE,

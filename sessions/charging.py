@@ -64,6 +64,7 @@ class Reason:
     NO_TOKEN = "no_token"
     NOT_YOURS = "not_yours"
     NOT_ACTIVE = "not_active"
+    PAYMENT_REQUIRED = "payment_required"
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,17 @@ def _refusal(
     return None
 
 
+def _unpaid(charge_point: ChargePoint, connector_id: int, token: IdToken) -> StartOutcome | None:
+    """A driver who owes a failed payment, or has no way to pay where charging costs, is told
+    why before anything is sent to the charger."""
+    if token.driver_id is None:
+        return None
+    from billing.services.payments import can_start
+
+    allowed, why = can_start(token.driver, charge_point=charge_point, connector_number=connector_id)
+    return None if allowed else StartOutcome(code=Reason.PAYMENT_REQUIRED, reason=why)
+
+
 def _command_failure(command: Command, what: str) -> tuple[str, str]:
     if command.status == CommandStatus.OFFLINE:
         return Reason.OFFLINE, "The charge point is offline."
@@ -222,7 +234,9 @@ def remote_start(
     """
     timeout = _timeout(timeout)
     token = _token(id_tag)
-    refusal = _refusal(charge_point, connector_id, token, requested_by)
+    refusal = _refusal(charge_point, connector_id, token, requested_by) or _unpaid(
+        charge_point, connector_id, token
+    )
     if refusal is not None:
         return refusal
     command = send_command(

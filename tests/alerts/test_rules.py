@@ -401,3 +401,21 @@ def test_fan_out_to_many_drivers_is_a_fixed_number_of_queries(charge_point, djan
     with django_assert_max_num_queries(40):
         _fault(charge_point)
     assert Notification.objects.filter(event_type="station_out_of_service").count() == 30
+
+
+def test_a_priced_session_is_told_finished_with_its_cost_once_billing_priced_it(charge_point):
+    from billing.models import ComponentType, PriceComponent, Tariff, TariffAssignment, TariffElement
+
+    tariff = Tariff.objects.create(operator=charge_point.operator, name="Standard", tax_rate=Decimal("21"))
+    element = TariffElement.objects.create(tariff=tariff)
+    PriceComponent.objects.create(element=element, type=ComponentType.ENERGY, price=Decimal("0.35"))
+    TariffAssignment.objects.create(tariff=tariff, operator=charge_point.operator)
+    driver = DriverFactory()
+    tx = TransactionFactory(charge_point=charge_point, id_token=IdTokenFactory(driver=driver), stopped=True)
+    data = {"transaction_id": tx.pk, "charge_point_id": charge_point.pk, "driver_id": driver.pk}
+    rules.handle("session.stopped", data)
+    assert not Notification.objects.filter(user=driver).exists()  # billing will tell, with the cost
+    rules.handle("billing.session_priced", {**data, "total": "2.59", "currency": "EUR"})
+    finished = Notification.objects.get(user=driver, event_type="session_finished")
+    assert "2.59 EUR" in finished.body
+    assert finished.all_data["cost"] == {"amount": "2.59", "currency": "EUR"}

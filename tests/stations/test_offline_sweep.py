@@ -45,7 +45,7 @@ def test_embedded_periodic_runner_runs_due_tasks_only():
         "diagnostic-sweep",
         "alerts-sweep",
         "alerts-digests",
-    ]
+    ]  # the daily billing runs are not due yet 1,000 s after start
     assert periodic.run_due(last_run, 1010.0) == []  # not due again within its 30 s
     cp.refresh_from_db()
     assert cp.is_connected is False
