@@ -29,7 +29,6 @@ from .views import (
     invoices_for_operator_user,
     payment_methods_for,
     pdf_response,
-    remove_payment_method,
     service_error_text,
 )
 
@@ -105,8 +104,10 @@ class PaymentMethodViewSet(
         return Response(PaymentMethodSerializer(method).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
+        from billing.services.payments import remove_payment_method
+
         try:
-            remove_payment_method(request.user, self.get_object())
+            remove_payment_method(user=request.user, method=self.get_object())
         except SERVICE_ERRORS as error:
             return _refused(error)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -23,11 +23,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction as db
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.models import (
+    AccountToken,
     BillingAccount,
     ChargeLine,
     Invoice,
@@ -208,17 +209,23 @@ def _day_start(day: dt.date) -> dt.datetime:
 def uninvoiced_charges(account: BillingAccount, *, period_start: dt.date, period_end: dt.date):
     """Priced sessions of the account's cards at its operator's stations, started within the
     period (both days included), not on any receipt or invoice yet and not paid by card."""
+    # Correlated (NOT EXISTS on the indexed transaction column), not NOT IN over every line
+    # ever invoiced: that grew with each invoice and made a month's run quadratic.
     on_documents = InvoiceLine.objects.filter(
-        transaction__isnull=False, invoice__kind__in=(InvoiceKind.RECEIPT, InvoiceKind.INVOICE)
-    ).values("transaction_id")
+        transaction_id=OuterRef("transaction_id"),
+        invoice__kind__in=(InvoiceKind.RECEIPT, InvoiceKind.INVOICE),
+    )
+    # The account's cards first (a handful): the sessions are then found through the index on
+    # their ID token, not by walking every session of the operator.
+    cards = list(AccountToken.objects.filter(account=account).values_list("id_token_id", flat=True))
     return (
         SessionCharge.objects.filter(
-            transaction__id_token__account_link__account=account,
+            transaction__id_token_id__in=cards,
             transaction__charge_point__operator_id=account.operator_id,
             transaction__started_at__gte=_day_start(period_start),
             transaction__started_at__lt=_day_start(period_end + dt.timedelta(days=1)),
         )
-        .exclude(transaction_id__in=on_documents)
+        .exclude(Exists(on_documents))
         .exclude(transaction__payment__provider=PaymentProvider.STRIPE)
         .select_related("transaction__charge_point", "transaction__id_token")
         .prefetch_related("lines")

@@ -16,7 +16,7 @@ from django.db.models import Prefetch, Q, prefetch_related_objects
 
 from stations.models import ChargePoint, Operator
 
-from .models import ComponentType, PriceComponent, Tariff, TariffAssignment, TariffElement
+from .models import ComponentType, CustomerGroup, PriceComponent, Tariff, TariffAssignment, TariffElement
 from .pricing import format_money
 
 WEEKDAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]
@@ -65,20 +65,71 @@ def tariff_for(
     if not candidates:
         return None
 
-    def rank(assignment: TariffAssignment) -> tuple:
-        if assignment.connector_id is not None:
-            specificity = 3
-        elif assignment.charge_point_id is not None:
-            specificity = 2
-        elif assignment.site_id is not None:
-            specificity = 1
-        else:
-            specificity = 0
-        return (specificity, assignment.customer_group_id is not None, assignment.pk)
-
     tariff = max(candidates, key=rank).tariff
     prefetch_related_objects([tariff], elements_prefetch())
     return tariff
+
+
+def rank(assignment: TariffAssignment) -> tuple:
+    """How well an assignment fits: the more specific place, then a customer group's, then newest."""
+    if assignment.connector_id is not None:
+        specificity = 3
+    elif assignment.charge_point_id is not None:
+        specificity = 2
+    elif assignment.site_id is not None:
+        specificity = 1
+    else:
+        specificity = 0
+    return (specificity, assignment.customer_group_id is not None, assignment.pk)
+
+
+class TariffBook:
+    """``tariff_for`` for many sessions at once (pricing a backlog, a month): the operators'
+    assignments, their tariffs and the drivers' groups read once, then chosen in memory by
+    the same rules."""
+
+    def __init__(self, *, operator_ids, user_ids=()):
+        self.assignments = list(
+            TariffAssignment.objects.filter(operator_id__in=set(operator_ids), tariff__is_active=True)
+            .select_related("tariff", "connector")
+            .prefetch_related(Prefetch("tariff__elements", queryset=elements_prefetch().queryset))
+        )
+        groups: dict[int, set[int]] = {}
+        through = CustomerGroup.members.through
+        for user_id, group_id in through.objects.filter(user_id__in=set(user_ids)).values_list(
+            "user_id", "customergroup_id"
+        ):
+            groups.setdefault(user_id, set()).add(group_id)
+        self.groups = groups
+
+    def tariff_for(
+        self, *, charge_point: ChargePoint, connector_number: int, user_id=None, at
+    ) -> Tariff | None:
+        mine = self.groups.get(user_id, set())
+        candidates = [
+            a
+            for a in self.assignments
+            if a.operator_id == charge_point.operator_id
+            and (a.customer_group_id is None or a.customer_group_id in mine)
+            and (a.valid_from is None or a.valid_from <= at)
+            and (a.valid_until is None or a.valid_until > at)
+            and (
+                (
+                    a.connector_id is not None
+                    and a.connector.charge_point_id == charge_point.pk
+                    and a.connector.connector_id == connector_number
+                )
+                or (a.connector_id is None and a.charge_point_id == charge_point.pk)
+                or (a.connector_id is None and a.charge_point_id is None and a.site_id is None)
+                or (
+                    a.connector_id is None
+                    and a.charge_point_id is None
+                    and a.site_id is not None
+                    and a.site_id == charge_point.site_id
+                )
+            )
+        ]
+        return max(candidates, key=rank).tariff if candidates else None
 
 
 # --- Words ----------------------------------------------------------------------------------

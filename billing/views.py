@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+from collections.abc import Iterable
 
 import stripe
 from django.conf import settings
@@ -19,7 +20,6 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -33,7 +33,7 @@ from stations.models import ChargePoint, CommandStatus, RegistrationStatus, User
 from stations.selectors import charge_points_for
 
 from .forms import AttachCardForm, GuestCheckoutForm
-from .models import ChargeLine, Invoice, Payment, PaymentMethod, PaymentStatus
+from .models import ChargeLine, Invoice, Payment, PaymentMethod, PaymentStatus, TariffAssignment
 from .payments.base import PaymentError
 
 SESSIONS_LISTED = 30
@@ -46,6 +46,45 @@ GUEST_STATUS_SALT = "billing.guest-status"
 
 
 # --- Reads shared with the API --------------------------------------------------------------
+
+
+def connector_tariffs(
+    charge_point: ChargePoint, connector_numbers: Iterable[int], *, user: User | None = None, at
+) -> dict[int, dict | None]:
+    """What ``billing/_tariff.html`` shows for each connector of a charge point: the applying
+    tariff's ``display`` (None where none applies), for ``user`` (anyone when None).
+
+    In queries that do not grow with connectors: the tariff is looked up once for all the
+    connectors without an assignment of their own (they share the charge point's, site's or
+    operator's), and once more only for each connector that has one."""
+    from billing.tariffs import display, tariff_for
+
+    numbers = list(dict.fromkeys(connector_numbers))
+    own = set(
+        TariffAssignment.objects.filter(
+            connector__charge_point=charge_point, connector__connector_id__in=numbers
+        ).values_list("connector__connector_id", flat=True)
+    )
+    shown: dict[int, dict] = {}
+
+    def info(number: int) -> dict | None:
+        tariff = tariff_for(charge_point=charge_point, connector_number=number, user=user, at=at)
+        if tariff is None:
+            return None
+        if tariff.pk not in shown:
+            shown[tariff.pk] = display(tariff)
+        return shown[tariff.pk]
+
+    result: dict[int, dict | None] = {}
+    shared: list[dict | None] = []
+    for number in numbers:
+        if number in own:
+            result[number] = info(number)
+        else:
+            if not shared:
+                shared.append(info(number))
+            result[number] = shared[0]
+    return result
 
 
 def invoices_for_driver(user: User) -> QuerySet[Invoice]:
@@ -218,35 +257,14 @@ def make_default(request, pk: int):
     return redirect("billing:payment")
 
 
-def remove_payment_method(user: User, method: PaymentMethod) -> None:
-    """Forget a saved card: detached from the driver's Stripe customer (Stripe can no longer
-    charge it), the row deleted; the newest card left becomes the default if this one was."""
-    from billing.stripe_client import client
-
-    try:
-        client().v1.payment_methods.detach(method.stripe_id)
-    except stripe.InvalidRequestError as error:
-        # Already detached (or gone at Stripe): forgetting it here is all that is left to do.
-        if error.http_status != 404 and "not attached" not in str(error).lower():
-            raise
-    with transaction.atomic():
-        was_default = method.is_default
-        PaymentMethod.objects.filter(pk=method.pk, user=user).delete()
-        if was_default:
-            newest = (
-                PaymentMethod.objects.select_for_update().filter(user=user).order_by("-created_at", "-pk")
-            )
-            newest = newest.first()
-            if newest is not None:
-                PaymentMethod.objects.filter(pk=newest.pk).update(is_default=True)
-
-
 @_driver_required
 @require_POST
 def remove_card(request, pk: int):
+    from billing.services.payments import remove_payment_method
+
     method = get_object_or_404(payment_methods_for(request.user), pk=pk)
     try:
-        remove_payment_method(request.user, method)
+        remove_payment_method(user=request.user, method=method)
     except SERVICE_ERRORS as error:
         messages.error(request, service_error_text(error))
     else:
@@ -392,6 +410,22 @@ def guest_checkout(request, identity: str, connector: int):
     )
 
 
+START_FAILED_MESSAGE = "The charger could not start; your card was not charged."
+
+
+def _start_failed(payment_obj: Payment) -> bool:
+    """Whether the guest's remote start was sent and the charger did not take it (the hold was
+    then released by ``guest_start``)."""
+    from billing.services.payments import GUEST_PREFIX, START_FAILED
+    from stations.models import Command
+
+    return Command.objects.filter(
+        action="RemoteStartTransaction",
+        payload__idTag=f"{GUEST_PREFIX}{payment_obj.pk}",
+        status__in=START_FAILED,
+    ).exists()
+
+
 def guest_state(payment_obj: Payment) -> dict:
     """Where a guest's payment and charging stand. Starts the charger once Stripe holds the
     money and no one started it yet (the webhook may be late or lost): ``guest_start`` checks
@@ -415,6 +449,8 @@ def guest_state(payment_obj: Payment) -> dict:
             payment_obj.refresh_from_db()
     if payment_obj.transaction_id is not None:
         return {"state": "started", "message": "Charging started.", "transaction": payment_obj.transaction_id}
+    if payment_obj.status == PaymentStatus.CANCELED and _start_failed(payment_obj):
+        return {"state": "failed", "message": START_FAILED_MESSAGE}
     if payment_obj.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
         reason = payment_obj.failure_message or "The payment did not go through."
         return {"state": "failed", "message": reason}

@@ -110,8 +110,25 @@ def driver_token(user: User, token_id: int | None = None) -> IdToken | None:
     return next((t for t in usable if t.type == IdTokenType.APP), usable[0] if usable else None)
 
 
+def _payment_block(driver_id: int | None) -> str | None:
+    """Why a driver blocked for a failed payment may not start, or None. Such a driver's ID
+    tokens are Blocked with them (so chargers refuse them too): the reason to give is the
+    payment, not the token."""
+    if driver_id is None:
+        return None
+    from billing.models import BillingProfile
+
+    profile = BillingProfile.objects.filter(user_id=driver_id, blocked_at__isnull=False).first()
+    if profile is None:
+        return None
+    return profile.blocked_reason or "A payment failed; pay it on your account page before charging."
+
+
 def no_token_reason(user: User) -> tuple[str, str]:
     """(code, reason) for a driver ``driver_token`` found no token for."""
+    blocked = _payment_block(user.pk)
+    if blocked is not None:
+        return Reason.PAYMENT_REQUIRED, blocked
     tokens = list(IdToken.objects.filter(driver=user).order_by("created_at", "pk")[:3])
     if not tokens:
         return Reason.NO_TOKEN, "You have no ID token to charge with."
@@ -137,6 +154,8 @@ def _refusal(
     if _is_driver(requested_by) and token.driver_id != requested_by.pk:
         return StartOutcome(code=Reason.TOKEN_NOT_ACCEPTED, reason="This ID token is not yours.")
     status = token.effective_status
+    if status == IdTokenStatus.BLOCKED and (blocked := _payment_block(token.driver_id)) is not None:
+        return StartOutcome(code=Reason.PAYMENT_REQUIRED, reason=blocked)
     if status != IdTokenStatus.ACCEPTED:
         return StartOutcome(
             code=Reason.TOKEN_NOT_ACCEPTED, reason=f"The ID token {token.token} is {status.lower()}."

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -13,6 +14,8 @@ from . import charging, selectors
 from .models import IdToken, IdTokenStatus
 
 SESSIONS_LISTED = 20
+# Charge points whose prices the account page shows: the newest the driver charged at.
+PRICED_CHARGE_POINTS = 3
 
 
 def duration_text(seconds: float) -> str:
@@ -61,13 +64,43 @@ class AccountView(DriverRequiredMixin, TemplateView):
     template_name = "sessions/account.html"
 
     def get_context_data(self, **kwargs):
+        from billing.services.payments import can_start
+
         user = self.request.user
         kwargs.setdefault("start_form", StartChargingForm(user=user))
+        sessions = _for_display(list(selectors.transactions_for_driver(user)[:SESSIONS_LISTED]))
+        allowed, why = can_start(user)
         return super().get_context_data(
             id_tokens=IdToken.objects.filter(driver=user).order_by("token"),
-            charging_sessions=_for_display(list(selectors.transactions_for_driver(user)[:SESSIONS_LISTED])),
+            charging_sessions=sessions,
+            prices=_prices_where_charged(user, sessions),
+            start_blocked_reason="" if allowed else why,
             **kwargs,
         )
+
+
+def _prices_where_charged(user, sessions) -> list[dict]:
+    """The price now at the connectors the driver charged at lately (the few newest charge
+    points of the sessions listed), so they know before they charge there again. Each charge
+    point's tariffs are looked up once, so the page's queries stay bounded."""
+    from billing.views import connector_tariffs
+
+    places: dict[int, dict] = {}
+    for session in sessions:
+        place = places.get(session.charge_point_id)
+        if place is None:
+            if len(places) == PRICED_CHARGE_POINTS:
+                continue
+            place = places[session.charge_point_id] = {"charge_point": session.charge_point, "connectors": []}
+        if session.connector_number not in place["connectors"]:
+            place["connectors"].append(session.connector_number)
+    now = timezone.now()
+    for place in places.values():
+        tariffs = connector_tariffs(place["charge_point"], place["connectors"], user=user, at=now)
+        place["connectors"] = [
+            {"number": number, "tariff_info": tariffs[number]} for number in sorted(place["connectors"])
+        ]
+    return list(places.values())
 
 
 class StartChargingView(AccountView):

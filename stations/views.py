@@ -106,6 +106,7 @@ class ChargePointDetailView(OperatorStaffRequiredMixin, DetailView):
         return form_class(data, charge_points=[self.object], user=self.request.user)
 
     def get_context_data(self, **kwargs):
+        from billing.views import connector_tariffs
         from sessions.models import Transaction, TransactionStatus
 
         charge_point = self.object
@@ -120,6 +121,12 @@ class ChargePointDetailView(OperatorStaffRequiredMixin, DetailView):
                 connector.session = session = sessions.get(connector.connector_id)
                 power = session.last_power_w if session is not None else None
                 connector.power_kw = None if power is None else power / 1000
+            # What a guest pays at each connector now (the price on its QR code's page).
+            tariffs = connector_tariffs(
+                charge_point, [c.connector_id for c in connectors], user=None, at=timezone.now()
+            )
+            for connector in connectors:
+                connector.tariff_info = tariffs.get(connector.connector_id)
             commands = _with_summaries(
                 charge_point.commands.select_related("requested_by").order_by("-created_at")[
                     :COMMAND_HISTORY_LENGTH

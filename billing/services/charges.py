@@ -27,16 +27,21 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER_IMPORT = "Power.Active.Import"
 
 
-def _samples(transaction: Transaction) -> list[Sample]:
-    """The session's register and power readings, one query, one figure per timestamp: the
-    total (no phase) where the charger sent one, else the sum of its phases."""
-    rows = (
-        MeterSample.objects.filter(
-            transaction=transaction, measurand__in=(ENERGY_REGISTER, POWER_IMPORT), location="Outlet"
-        )
-        .order_by("timestamp")
-        .values_list("timestamp", "measurand", "phase", "energy_wh", "power_w")
-    )
+SAMPLE_FIELDS = ("timestamp", "measurand", "phase", "energy_wh", "power_w")
+
+
+def _sample_rows(transaction_ids):
+    return MeterSample.objects.filter(
+        transaction_id__in=transaction_ids, measurand__in=(ENERGY_REGISTER, POWER_IMPORT), location="Outlet"
+    ).order_by("timestamp")
+
+
+def _samples(transaction: Transaction, rows=None) -> list[Sample]:
+    """The session's register and power readings, one query (or the ``rows`` given), one
+    figure per timestamp: the total (no phase) where the charger sent one, else the sum of
+    its phases."""
+    if rows is None:
+        rows = _sample_rows([transaction.pk]).values_list(*SAMPLE_FIELDS)
     by_time: dict[dt.datetime, dict[str, dict[str, Decimal]]] = {}
     for timestamp, measurand, phase, energy_wh, power_w in rows:
         value = energy_wh if measurand == ENERGY_REGISTER else power_w
@@ -94,18 +99,21 @@ def _session_energy_wh(transaction: Transaction) -> Decimal:
     return Decimal(energy)
 
 
-def _price_transaction(transaction: Transaction, *, stopped_at: dt.datetime) -> tuple[Tariff, Priced] | None:
+def _price_transaction(
+    transaction: Transaction, *, stopped_at: dt.datetime, tariff: Tariff | None = None, rows=None
+) -> tuple[Tariff, Priced] | None:
     """The tariff that applied when the session started, for its driver, and the price."""
     charge_point = transaction.charge_point
-    tariff = tariff_for(
-        charge_point=charge_point,
-        connector_number=transaction.connector_number,
-        user=transaction.driver,
-        at=transaction.started_at,
-    )
+    if tariff is None:
+        tariff = tariff_for(
+            charge_point=charge_point,
+            connector_number=transaction.connector_number,
+            user=transaction.driver,
+            at=transaction.started_at,
+        )
     if tariff is None:
         return None
-    samples = _samples(transaction)
+    samples = _samples(transaction, rows)
     site = charge_point.site
     priced = price(
         tariff,
@@ -179,6 +187,93 @@ def price_session(transaction: Transaction) -> SessionCharge | None:
     except IntegrityError:
         return SessionCharge.objects.get(transaction_id=transaction.pk)
     return charge
+
+
+def price_sessions(transaction_ids, *, chunk: int = 1000, announce: bool = True) -> int:
+    """Price many finished sessions (a backlog, a month): per chunk, the sessions, their
+    samples, the tariffs and the drivers' groups are read in a few queries and the charges
+    written in bulk; already priced ones are left as they are. Returns how many were priced.
+    ``announce``: publish ``billing.session_priced`` for each (drivers are told the cost)."""
+    from ..tariffs import TariffBook
+
+    ids = sorted(set(transaction_ids))
+    priced_count = 0
+    for start in range(0, len(ids), chunk):
+        txs = list(
+            Transaction.objects.filter(
+                pk__in=ids[start : start + chunk], stopped_at__isnull=False, charge__isnull=True
+            )
+            .select_related("charge_point__site")
+            .order_by("pk")
+        )
+        if not txs:
+            continue
+        book = TariffBook(
+            operator_ids={t.charge_point.operator_id for t in txs},
+            user_ids={t.driver_id for t in txs if t.driver_id},
+        )
+        rows: dict[int, list] = {}
+        for row in _sample_rows([t.pk for t in txs]).values_list("transaction_id", *SAMPLE_FIELDS):
+            rows.setdefault(row[0], []).append(row[1:])
+        results = []
+        for t in txs:
+            tariff = book.tariff_for(
+                charge_point=t.charge_point,
+                connector_number=t.connector_number,
+                user_id=t.driver_id,
+                at=t.started_at,
+            )
+            if tariff is None:
+                continue
+            _, priced = _price_transaction(t, stopped_at=t.stopped_at, tariff=tariff, rows=rows.get(t.pk, []))
+            results.append((t, tariff, priced))
+        with db_transaction.atomic():
+            charges = SessionCharge.objects.bulk_create(
+                [
+                    SessionCharge(
+                        transaction=t,
+                        tariff=tariff,
+                        currency=p.currency,
+                        net=p.net,
+                        tax=p.tax,
+                        total=p.total,
+                        energy_kwh=(p.energy_wh / 1000).quantize(Decimal("0.001")),
+                    )
+                    for t, tariff, p in results
+                ],
+                ignore_conflicts=False,
+            )
+            ChargeLine.objects.bulk_create(
+                [
+                    ChargeLine(
+                        charge=charge,
+                        kind=line.kind,
+                        description=line.description,
+                        quantity=line.quantity,
+                        unit=line.unit,
+                        unit_price=line.unit_price,
+                        net=line.net,
+                        tax_rate=line.tax_rate,
+                        tax=line.tax,
+                        total=line.total,
+                    )
+                    for charge, (_, _, p) in zip(charges, results, strict=True)
+                    for line in p.lines
+                ],
+                batch_size=2000,
+            )
+            if announce:
+                for charge, (t, _, _) in zip(charges, results, strict=True):
+                    publish(
+                        "billing.session_priced",
+                        transaction_id=t.pk,
+                        operator_id=t.charge_point.operator_id,
+                        driver_id=t.driver_id,
+                        total=str(charge.total),
+                        currency=charge.currency,
+                    )
+        priced_count += len(results)
+    return priced_count
 
 
 def estimate(transaction: Transaction, *, now: dt.datetime | None = None) -> Priced | None:

@@ -34,11 +34,13 @@ from billing.payments import PaymentError, StripeProvider, from_minor, provider_
 from billing.pricing import format_money
 from config.events import publish
 from sessions.models import AuthorizationStatus, IdToken, IdTokenStatus, IdTokenType, Transaction
-from stations.models import ChargePoint
+from stations.models import ChargePoint, CommandStatus
 
 logger = logging.getLogger(__name__)
 
 GUEST_PREFIX = "GUEST-"
+# Outcomes of a guest's remote start after which no session will come: the hold is released.
+START_FAILED = (CommandStatus.REJECTED, CommandStatus.ERROR, CommandStatus.OFFLINE, CommandStatus.TIMEOUT)
 SETTLED = (
     PaymentStatus.CAPTURED,
     PaymentStatus.CANCELED,
@@ -438,6 +440,29 @@ def set_default_payment_method(user, method: PaymentMethod) -> PaymentMethod:
     return method
 
 
+def remove_payment_method(*, user, method: PaymentMethod) -> None:
+    """Forget a saved card: detached from the driver's Stripe customer (Stripe can no longer
+    charge it), the row deleted; the newest card left becomes the default if this one was."""
+    try:
+        stripe_client.client().v1.payment_methods.detach(method.stripe_id)
+    except stripe_lib.InvalidRequestError as error:
+        # Already detached (or gone at Stripe): forgetting it here is all that is left to do.
+        if error.http_status != 404 and "not attached" not in str(error).lower():
+            raise
+    with transaction.atomic():
+        was_default = method.is_default
+        PaymentMethod.objects.filter(pk=method.pk, user=user).delete()
+        if was_default:
+            newest = (
+                PaymentMethod.objects.select_for_update()
+                .filter(user=user)
+                .order_by("-created_at", "-pk")
+                .first()
+            )
+            if newest is not None:
+                PaymentMethod.objects.filter(pk=newest.pk).update(is_default=True)
+
+
 # --- Guests (ad-hoc payment, EU AFIR) -----------------------------------------------------------
 
 
@@ -493,7 +518,8 @@ def guest_start(payment: Payment):
     payment (``GUEST-<payment id>``, accepted, no driver): the StartTransaction it brings back
     names the payment. Returns the RemoteStartTransaction ``Command``, or None while the payment
     is not held yet (or another caller is sending the start). Safe to call twice: the start is
-    sent once."""
+    sent once. When the charger does not start (offline, rejected, error, no answer) the hold on
+    the guest's card is released: the payment is CANCELED."""
     from stations.commands import send_command
     from stations.models import Command
 
@@ -510,6 +536,9 @@ def guest_start(payment: Payment):
             charge_point=charge_point, action="RemoteStartTransaction", payload__idTag=tag
         ).first()
         if sent is not None:
+            if sent.status in START_FAILED:
+                # The start failed before and releasing the hold did not go through then.
+                _release_guest_hold(payment, tag)
             return sent
         if locked.status == PaymentStatus.PENDING:
             locked.status = PaymentStatus.AUTHORIZED
@@ -523,10 +552,28 @@ def guest_start(payment: Payment):
         )
         if not created:
             return None  # being sent by the other caller right now
-    payment.refresh_from_db()
-    return send_command(
+    command = send_command(
         charge_point, "RemoteStartTransaction", {"connectorId": connector_number, "idTag": tag}
     )
+    if command.status in START_FAILED:
+        _release_guest_hold(payment, tag)
+    payment.refresh_from_db()
+    return command
+
+
+def _release_guest_hold(payment: Payment, tag: str) -> None:
+    """The charger did not start for the guest: nothing will be charged, so the hold on their
+    card is released now rather than when Stripe lets it lapse days later. The guest's ID token
+    is blocked first, so a charger that received the start after all (a timeout) is refused
+    when it reports the session, rather than charging against a released hold."""
+    IdToken.objects.filter(token=tag).update(status=IdTokenStatus.BLOCKED)
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status != PaymentStatus.AUTHORIZED or locked.transaction_id is not None:
+            payment.refresh_from_db()
+            return  # a session started after all, or already released
+        provider_for(locked).cancel(locked)
+    payment.refresh_from_db()
 
 
 # --- Stripe webhooks ----------------------------------------------------------------------------

@@ -143,7 +143,9 @@ def test_status_waits_while_the_card_is_not_confirmed(localstripe, client, tarif
 
 def test_status_starts_the_charger_once_the_money_is_held(localstripe, client, tariff, charge_point):
     """The webhook may be late: once Stripe holds the money, the status poll sends the remote
-    start (here to a charger that is offline, which the guest is told)."""
+    start (here to a charger that is offline, which the guest is told): the start failed, so
+    the hold on the card is released at Stripe and nothing is charged."""
+    from sessions.models import IdToken, IdTokenStatus
     from billing.stripe_client import client as stripe_client
     from stations.models import Command
 
@@ -165,10 +167,15 @@ def test_status_starts_the_charger_once_the_money_is_held(localstripe, client, t
     state = client.get(body["status_url"], HTTP_ACCEPT="application/json").json()
 
     payment.refresh_from_db()
-    assert payment.status == PaymentStatus.AUTHORIZED
+    assert payment.status == PaymentStatus.CANCELED
+    assert api.payment_intents.retrieve(payment.intent_id).status == "canceled"
     command = Command.objects.get(action="RemoteStartTransaction")
     assert command.payload == {"connectorId": 1, "idTag": f"GUEST-{payment.pk}"}
-    assert state["state"] == "failed" and "did not start" in state["message"]
-    # Polling again sends no second start.
-    client.get(body["status_url"], HTTP_ACCEPT="application/json")
+    assert state == {"state": "failed", "message": "The charger could not start; your card was not charged."}
+    # A charger that got the start after all is refused when it reports the session.
+    assert IdToken.objects.get(token=f"GUEST-{payment.pk}").status == IdTokenStatus.BLOCKED
+    # Polling again sends no second start and says the same.
+    again = client.get(body["status_url"], HTTP_ACCEPT="application/json").json()
+    assert again == state
+    assert "your card was not charged" in client.get(body["status_url"]).content.decode()
     assert Command.objects.filter(action="RemoteStartTransaction").count() == 1

@@ -212,16 +212,64 @@ ID_TOKENS = [
 ]
 
 
+WEEKDAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]
+
+# One tariff per operator, for all its chargers; prices include 21% Dutch VAT.
+TARIFFS = {
+    "voltway": {
+        "name": "Voltway Standard",
+        "description": "The same price at every Voltway charger.",
+        "fields": {"idle_grace_minutes": 30, "idle_fee_cap": Decimal("18.00")},
+        "elements": [
+            {
+                "components": [
+                    {"type": "ENERGY", "price": Decimal("0.39")},
+                    {"type": "FLAT", "price": Decimal("1.00")},
+                    {"type": "PARKING_TIME", "price": Decimal("6.00")},
+                ]
+            }
+        ],
+    },
+    "northgrid": {
+        "name": "Northgrid Day & Night",
+        "description": "Cheaper in the evening, at night and at weekends.",
+        "fields": {},
+        "elements": [
+            {
+                "start_time": dt.time(8),
+                "end_time": dt.time(20),
+                "day_of_week": WEEKDAYS,
+                "components": [{"type": "ENERGY", "price": Decimal("0.45")}],
+            },
+            {"components": [{"type": "ENERGY", "price": Decimal("0.30")}]},
+        ],
+    },
+}
+
+# A postpaid account (operator, name, owner, address, VAT number, its RFID cards).
+BILLING_ACCOUNTS = [
+    (
+        "voltway",
+        "Jansen Logistics",
+        "bob@example.com",
+        "Havenstraat 17\n3011 AB Rotterdam\nNetherlands",
+        "NL853201764B01",
+        ["04B93D2A6C1F80"],
+    ),
+]
+
+
 class Command(BaseCommand):
     help = (
         "Load demo data: operators Voltway Charging and Northgrid Energy with sites, charge points, "
-        "staff and drivers. Safe to run again; existing rows are left as they are."
+        "staff, drivers, tariffs and a postpaid account. Safe to run again; existing rows are left as "
+        "they are."
     )
 
     def handle(self, *args, **options):
         now = timezone.now()
         created: dict[str, int] = dict.fromkeys(
-            ("operators", "sites", "charge points", "users", "ID tokens"), 0
+            ("operators", "sites", "charge points", "users", "ID tokens", "tariffs", "billing accounts"), 0
         )
         with transaction.atomic():
             operators = {slug: self._operator(slug, created) for slug in OPERATORS}
@@ -240,6 +288,7 @@ class Command(BaseCommand):
                 )
                 created["ID tokens"] += made
             self._alerts(users, now)
+            self._billing(operators, users, created)
         summary = ", ".join(f"{n} {what}" for what, n in created.items())
         self.stdout.write(self.style.SUCCESS(f"Demo data loaded (created now: {summary})."))
         self.stdout.write(self._logins())
@@ -279,6 +328,47 @@ class Command(BaseCommand):
                 reason="Replacing the charging cable of connector 1.",
                 published_at=now,
             )
+
+    def _billing(
+        self, operators: dict[str, Operator], users: dict[str, User], created: dict[str, int]
+    ) -> None:
+        """Each operator's tariff, assigned to all its chargers, and Bob's company account
+        that pays for his RFID card's sessions monthly. A tariff or account that exists (by
+        name) is left as it is, with its assignments and cards."""
+        from billing.models import AccountToken, BillingAccount, Tariff, TariffAssignment
+        from billing.tariffs import tariff_create
+
+        for slug, spec in TARIFFS.items():
+            operator = operators[slug]
+            tariff = Tariff.objects.filter(operator=operator, name=spec["name"]).first()
+            if tariff is None:
+                tariff = tariff_create(
+                    operator=operator,
+                    name=spec["name"],
+                    currency=operator.currency,
+                    tax_rate=Decimal("21"),
+                    prices_include_tax=True,
+                    description=spec["description"],
+                    elements=spec["elements"],
+                    **spec["fields"],
+                )
+                TariffAssignment.objects.create(tariff=tariff, operator=operator)
+                created["tariffs"] += 1
+        for slug, name, email, address, vat_number, tokens in BILLING_ACCOUNTS:
+            operator = operators[slug]
+            account = BillingAccount.objects.filter(operator=operator, name=name).first()
+            if account is None:
+                account = BillingAccount.objects.create(
+                    operator=operator,
+                    name=name,
+                    owner=users[email],
+                    email=email,
+                    address=address,
+                    vat_number=vat_number,
+                )
+                created["billing accounts"] += 1
+                for token in IdToken.objects.filter(token__in=tokens, account_link__isnull=True):
+                    AccountToken.objects.create(account=account, id_token=token)
 
     def _operator(self, slug: str, created: dict[str, int]) -> Operator:
         operator, made = Operator.objects.get_or_create(slug=slug, defaults=OPERATORS[slug])
@@ -390,6 +480,13 @@ class Command(BaseCommand):
             "ID tags: "
             + ", ".join(
                 f"{token} ({email.split('@')[0]}, {kind.label})" for token, kind, _, email in ID_TOKENS
+            ),
+            "Tariffs: "
+            + "; ".join(f"{OPERATORS[slug]['name']}: {spec['name']}" for slug, spec in TARIFFS.items()),
+            "Postpaid: "
+            + ", ".join(
+                f"{name} ({email}, cards {', '.join(tokens)})"
+                for _, name, email, *_, tokens in BILLING_ACCOUNTS
             ),
             "=" * 78,
             "",
