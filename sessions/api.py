@@ -231,6 +231,9 @@ def _failure(code: str, reason: str) -> Response:
 
 SESSION_ERRORS = {
     400: OpenApiResponse(SessionErrorSerializer, description="Token not accepted, or an invalid field."),
+    402: OpenApiResponse(
+        SessionErrorSerializer, description="A payment is owed, or no way to pay where charging costs."
+    ),
     409: OpenApiResponse(SessionErrorSerializer, description="The connector or token is busy, or refused."),
     503: OpenApiResponse(SessionErrorSerializer, description="Offline, no answer, or no session in time."),
 }

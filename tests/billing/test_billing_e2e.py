@@ -110,8 +110,8 @@ def _post(url: str, payload: bytes, headers: dict) -> tuple[int, dict]:
 
 
 def _charge(chargers: Chargers, sim, tag: str, *, meter_values: int = 2) -> Transaction:
-    """A session of ``tag`` on connector 1: started, a few meter values, stopped; the
-    transaction once the server has it completed."""
+    """Start a session of ``tag`` on connector 1 and send a few meter values (energy flows
+    meanwhile); the transaction once the server has it active."""
     result = chargers.do(sim.start_session(1, tag))
     assert result.accepted, result
     tx = wait_for(lambda: Transaction.objects.filter(id_tag=tag, status=TransactionStatus.ACTIVE).first())
@@ -122,6 +122,7 @@ def _charge(chargers: Chargers, sim, tag: str, *, meter_values: int = 2) -> Tran
 
 
 def _stop(chargers: Chargers, sim, tx: Transaction) -> Transaction:
+    """Stop the session on connector 1; the transaction once the server has it completed."""
     chargers.do(sim.stop_session(1))
 
     def completed():
@@ -283,6 +284,13 @@ def test_pay_by_card_replay_a_webhook_a_declined_card_blocks_and_a_postpaid_card
         assert status == 402, answer
         assert answer["code"] == "payment_required"
         assert answer["detail"] == profile.blocked_reason
+        # The same when he names his (now Blocked) card: the payment is the reason, not the card.
+        card = IdToken.objects.get(token="BOB-0001")
+        start = json.dumps({"charge_point": "E2E-BILL", "connector_id": 1, "id_token": card.pk}).encode()
+        status, answer = _post(
+            f"{stack.base}/api/v1/me/sessions/", start, {"Authorization": f"Token {token.key}"}
+        )
+        assert (status, answer["code"], answer["detail"]) == (402, "payment_required", profile.blocked_reason)
         # The charger asks for his card: Blocked.
         assert chargers.do(sim.authorize("BOB-0001"))["status"] == "Blocked"
         assert chargers.do(sim.authorize("ALICE-0001"))["status"] == "Accepted"

@@ -145,8 +145,8 @@ def test_status_starts_the_charger_once_the_money_is_held(localstripe, client, t
     """The webhook may be late: once Stripe holds the money, the status poll sends the remote
     start (here to a charger that is offline, which the guest is told): the start failed, so
     the hold on the card is released at Stripe and nothing is charged."""
-    from sessions.models import IdToken, IdTokenStatus
     from billing.stripe_client import client as stripe_client
+    from sessions.models import IdToken, IdTokenStatus
     from stations.models import Command
 
     charge_point.is_connected = False
