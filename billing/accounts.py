@@ -17,8 +17,9 @@ from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import AccountStatus, BillingAccount, Invoice, InvoiceKind
-from sessions.models import IdToken, IdTokenStatus
+from billing.blocking import block_tokens, unblock_tokens
+from billing.models import AccountStatus, BillingAccount, BlockKind, Invoice, InvoiceKind
+from sessions.models import IdToken
 
 logger = logging.getLogger("chargedesk.billing")
 
@@ -72,8 +73,9 @@ def block_overdue(now: dt.datetime | None = None) -> int:
                 account.save(update_fields=["status"])
                 blocked += 1
                 logger.info("account %s overdue: its cards are blocked", account.pk)
-            # Only accepted cards: a card blocked for another reason (lost, stolen) stays so.
-            _tokens(account).filter(status=IdTokenStatus.ACCEPTED).update(status=IdTokenStatus.BLOCKED)
+            # Only accepted cards, remembered: a card blocked for another reason (lost, stolen)
+            # stays so when the account is settled.
+            block_tokens(_tokens(account), kind=BlockKind.OVERDUE)
     return blocked
 
 
@@ -88,7 +90,7 @@ def unblock_if_settled(account: BillingAccount, *, now: dt.datetime | None = Non
             return False
         account.status = AccountStatus.ACTIVE
         account.save(update_fields=["status"])
-        _tokens(account).filter(status=IdTokenStatus.BLOCKED).update(status=IdTokenStatus.ACCEPTED)
+        unblock_tokens(_tokens(account), kind=BlockKind.OVERDUE)
     logger.info("account %s settled: its cards are accepted again", account.pk)
     return True
 

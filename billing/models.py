@@ -468,3 +468,20 @@ class ReportJob(models.Model):
 
     def __str__(self) -> str:
         return f"report #{self.pk} {self.status}"
+
+
+class BlockKind(models.TextChoices):
+    PAYMENT = "payment", "A failed card payment"
+    OVERDUE = "overdue", "An overdue account"
+
+
+class TokenBlock(models.Model):
+    """An ID token billing blocked (it was Accepted): only these are accepted again when the
+    debt is paid, so a card blocked for another reason (lost, stolen) stays blocked."""
+
+    id_token = models.OneToOneField(IdToken, on_delete=models.CASCADE, related_name="billing_block")
+    kind = models.CharField(max_length=8, choices=BlockKind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.id_token} blocked for {self.kind}"

@@ -19,10 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import stripe_client
+from billing.blocking import block_tokens, unblock_tokens
 from billing.models import (
     AccountStatus,
     AccountToken,
     BillingProfile,
+    BlockKind,
     Payment,
     PaymentMethod,
     PaymentProvider,
@@ -286,7 +288,7 @@ def block(user, *, reason: str) -> None:
     profile.blocked_at = timezone.now()
     profile.blocked_reason = reason[:300]
     profile.save(update_fields=["blocked_at", "blocked_reason"])
-    IdToken.objects.filter(driver=user, status=IdTokenStatus.ACCEPTED).update(status=IdTokenStatus.BLOCKED)
+    block_tokens(IdToken.objects.filter(driver=user), kind=BlockKind.PAYMENT)
 
 
 def unblock(user) -> None:
@@ -294,7 +296,7 @@ def unblock(user) -> None:
     profile.blocked_at = None
     profile.blocked_reason = ""
     profile.save(update_fields=["blocked_at", "blocked_reason"])
-    IdToken.objects.filter(driver=user, status=IdTokenStatus.BLOCKED).update(status=IdTokenStatus.ACCEPTED)
+    unblock_tokens(IdToken.objects.filter(driver=user), kind=BlockKind.PAYMENT)
 
 
 def pay_debt(user) -> bool:

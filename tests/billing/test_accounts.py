@@ -175,3 +175,26 @@ def test_the_daily_overdue_task_blocks(invoiced, settings):
     assert block_overdue_accounts.delay().get() == 1
     account.refresh_from_db()
     assert account.status == AccountStatus.OVERDUE
+
+
+def test_settling_gives_back_only_the_cards_billing_blocked(db, operator):
+    """A card blocked by hand (lost) while the account was overdue stays blocked once it pays."""
+    from billing.accounts import unblock_if_settled
+    from billing.blocking import block_tokens
+    from billing.models import AccountStatus, AccountToken, BillingAccount, BlockKind
+    from sessions.models import IdTokenStatus
+    from tests.sessions.factories import IdTokenFactory
+
+    account = BillingAccount.objects.create(
+        operator=operator, name="Fleet", email="fleet@example.com", status=AccountStatus.OVERDUE
+    )
+    working, lost = IdTokenFactory(), IdTokenFactory(status=IdTokenStatus.BLOCKED)
+    for token in (working, lost):
+        AccountToken.objects.create(account=account, id_token=token)
+    block_tokens(type(working).objects.filter(pk__in=[working.pk, lost.pk]), kind=BlockKind.OVERDUE)
+    working.refresh_from_db()
+    assert working.status == IdTokenStatus.BLOCKED
+    assert unblock_if_settled(account)
+    working.refresh_from_db()
+    lost.refresh_from_db()
+    assert (working.status, lost.status) == (IdTokenStatus.ACCEPTED, IdTokenStatus.BLOCKED)

@@ -138,8 +138,11 @@ def test_others_cannot_download_the_pdf(client, login, everything, driver):
 
 def test_mark_paid_action_unblocks_the_account(admin_client, everything):
     invoice, account, card = everything["invoice"], everything["account"], everything["card"]
+    from billing.blocking import block_tokens
+    from billing.models import BlockKind
+
     BillingAccount.objects.filter(pk=account.pk).update(status=AccountStatus.OVERDUE)
-    type(card).objects.filter(pk=card.pk).update(status=IdTokenStatus.BLOCKED)
+    block_tokens(type(card).objects.filter(pk=card.pk), kind=BlockKind.OVERDUE)
 
     admin_client.post(_url(Invoice, "changelist"), {"action": "mark_paid", "_selected_action": [invoice.pk]})
 
