@@ -68,3 +68,16 @@ def localstripe(_localstripe_server, settings):
     settings.STRIPE_WEBHOOK_SECRET = "whsec_test"
     settings.STRIPE_JS_URL = f"{_localstripe_server}/js.stripe.com/v3/"
     return _localstripe_server
+
+
+@pytest.fixture(autouse=True)
+def _billing_tasks_run_inline(request, monkeypatch):
+    """Billing's service tests run their Celery tasks inline, as embedded ChargeDesk does, also
+    when REDIS_URL points Celery at a broker (no worker serves the test process). The tests
+    marked ``live`` run a real worker and keep the broker."""
+    if request.node.get_closest_marker("live"):
+        return
+    from config.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    monkeypatch.setitem(celery_app.conf, "task_eager_propagates", True)
