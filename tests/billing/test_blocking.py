@@ -9,7 +9,6 @@ from django.conf import settings as django_settings
 
 from billing.models import BillingProfile, PaymentStatus
 from billing.services import payments
-from config.celery import app as celery_app
 from config.events import _subscribers
 from sessions import services as session_services
 from sessions.models import IdTokenStatus
@@ -120,9 +119,6 @@ def test_paying_the_debt_with_the_same_declining_card_keeps_the_block(declined_s
     assert payments.can_start(driver) == (False, BLOCKED)
 
 
-@pytest.mark.skipif(
-    not celery_app.conf.task_always_eager, reason="the retries run through eager Celery tasks"
-)
 def test_retries_run_as_celery_tasks_until_the_payment_fails(
     declined_session, driver, django_capture_on_commit_callbacks
 ):
