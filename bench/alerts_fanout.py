@@ -40,31 +40,10 @@ from django.utils import timezone  # noqa: E402
 
 from alerts.models import AlertProfile, Delivery, Notification, Outage, PushSubscription  # noqa: E402
 from alerts.services import notify, outages  # noqa: E402
+from bench.querycount import QueryCounter  # noqa: E402
 from sessions.models import IdToken, Transaction  # noqa: E402
 from stations.models import ChargePoint, Connector, Evse, Operator, Site  # noqa: E402
 from stations.models.accounts import Role, User  # noqa: E402
-
-
-class QueryCounter:
-    """Counts the SQL statements run inside it (cheaper than capturing them with their text)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-    def __enter__(self):
-        self._wrapper = connection.execute_wrapper(self)
-        self._wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._wrapper.__exit__(*exc)
-
-    def __len__(self):
-        return self.count
 
 
 def build_station(tag: str) -> ChargePoint:

@@ -38,6 +38,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.querycount import QueryCounter  # noqa: E402
 from billing.accounts import previous_month, run_monthly  # noqa: E402
 from billing.models import (  # noqa: E402
     ComponentType,
@@ -51,25 +52,6 @@ from billing.models import (  # noqa: E402
 from billing.services.charges import price_sessions  # noqa: E402
 from sessions.models import Transaction  # noqa: E402
 from stations.models import Operator  # noqa: E402
-
-
-class QueryCounter:
-    """Counts the SQL statements run inside it."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-    def __enter__(self):
-        self._wrapper = connection.execute_wrapper(self)
-        self._wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._wrapper.__exit__(*exc)
 
 
 def build_network(tag: str, now: dt.datetime) -> Operator:

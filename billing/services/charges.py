@@ -151,17 +151,34 @@ def price_session(transaction: Transaction) -> SessionCharge | None:
         return None
     tariff, priced = result
     try:
-        with db_transaction.atomic():
-            charge = SessionCharge.objects.create(
-                transaction=transaction,
-                tariff=tariff,
-                currency=priced.currency,
-                net=priced.net,
-                tax=priced.tax,
-                total=priced.total,
-                energy_kwh=(priced.energy_wh / 1000).quantize(Decimal("0.001")),
-            )
-            ChargeLine.objects.bulk_create(
+        (charge,) = _store([(transaction, tariff, priced)])
+    except IntegrityError:
+        return SessionCharge.objects.get(transaction_id=transaction.pk)
+    return charge
+
+
+def _store(
+    results: list[tuple[Transaction, Tariff, Priced]], *, announce: bool = True
+) -> list[SessionCharge]:
+    """Write the priced sessions (charges and their lines) in one transaction and, after it
+    commits, tell others each session's cost (``billing.session_priced``)."""
+    with db_transaction.atomic():
+        charges = SessionCharge.objects.bulk_create(
+            [
+                SessionCharge(
+                    transaction=t,
+                    tariff=tariff,
+                    currency=p.currency,
+                    net=p.net,
+                    tax=p.tax,
+                    total=p.total,
+                    energy_kwh=(p.energy_wh / 1000).quantize(Decimal("0.001")),
+                )
+                for t, tariff, p in results
+            ]
+        )
+        ChargeLine.objects.bulk_create(
+            [
                 ChargeLine(
                     charge=charge,
                     kind=line.kind,
@@ -174,19 +191,22 @@ def price_session(transaction: Transaction) -> SessionCharge | None:
                     tax=line.tax,
                     total=line.total,
                 )
-                for line in priced.lines
-            )
-            publish(
-                "billing.session_priced",
-                transaction_id=transaction.pk,
-                operator_id=transaction.charge_point.operator_id,
-                driver_id=transaction.driver_id,
-                total=str(charge.total),
-                currency=charge.currency,
-            )
-    except IntegrityError:
-        return SessionCharge.objects.get(transaction_id=transaction.pk)
-    return charge
+                for charge, (_, _, p) in zip(charges, results, strict=True)
+                for line in p.lines
+            ],
+            batch_size=2000,
+        )
+        if announce:
+            for charge, (t, _, _) in zip(charges, results, strict=True):
+                publish(
+                    "billing.session_priced",
+                    transaction_id=t.pk,
+                    operator_id=t.charge_point.operator_id,
+                    driver_id=t.driver_id,
+                    total=str(charge.total),
+                    currency=charge.currency,
+                )
+    return charges
 
 
 def price_sessions(transaction_ids, *, chunk: int = 1000, announce: bool = True) -> int:
@@ -227,51 +247,7 @@ def price_sessions(transaction_ids, *, chunk: int = 1000, announce: bool = True)
                 continue
             _, priced = _price_transaction(t, stopped_at=t.stopped_at, tariff=tariff, rows=rows.get(t.pk, []))
             results.append((t, tariff, priced))
-        with db_transaction.atomic():
-            charges = SessionCharge.objects.bulk_create(
-                [
-                    SessionCharge(
-                        transaction=t,
-                        tariff=tariff,
-                        currency=p.currency,
-                        net=p.net,
-                        tax=p.tax,
-                        total=p.total,
-                        energy_kwh=(p.energy_wh / 1000).quantize(Decimal("0.001")),
-                    )
-                    for t, tariff, p in results
-                ],
-                ignore_conflicts=False,
-            )
-            ChargeLine.objects.bulk_create(
-                [
-                    ChargeLine(
-                        charge=charge,
-                        kind=line.kind,
-                        description=line.description,
-                        quantity=line.quantity,
-                        unit=line.unit,
-                        unit_price=line.unit_price,
-                        net=line.net,
-                        tax_rate=line.tax_rate,
-                        tax=line.tax,
-                        total=line.total,
-                    )
-                    for charge, (_, _, p) in zip(charges, results, strict=True)
-                    for line in p.lines
-                ],
-                batch_size=2000,
-            )
-            if announce:
-                for charge, (t, _, _) in zip(charges, results, strict=True):
-                    publish(
-                        "billing.session_priced",
-                        transaction_id=t.pk,
-                        operator_id=t.charge_point.operator_id,
-                        driver_id=t.driver_id,
-                        total=str(charge.total),
-                        currency=charge.currency,
-                    )
+        _store(results, announce=announce)
         priced_count += len(results)
     return priced_count
 
