@@ -73,9 +73,10 @@ def localstripe(_localstripe_server, settings):
 @pytest.fixture(autouse=True)
 def _billing_tasks_run_inline(request, monkeypatch):
     """Billing's service tests run their Celery tasks inline, as embedded ChargeDesk does, also
-    when REDIS_URL points Celery at a broker (no worker serves the test process). The tests
-    marked ``live`` run a real worker and keep the broker."""
-    if request.node.get_closest_marker("live"):
+    when REDIS_URL points Celery at a broker (no worker serves the test process; an ASGI
+    server in a thread of it runs them inline too). Tests with server and worker processes of
+    their own keep the broker."""
+    if {"asgi_process", "alerts_stack", "billing_stack"} & set(request.fixturenames):
         return
     from config.celery import app as celery_app
 
