@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import zoneinfo
 
 import requests
 from django.conf import settings
@@ -23,7 +22,7 @@ from django.utils import timezone
 
 from alerts.channels import TRANSPORTS
 from alerts.channels.base import TransportError
-from alerts.channels.content import format_local, message
+from alerts.channels.content import format_local, message, zone_of
 from alerts.channels.email import send_email
 from alerts.channels.webhook import EndpointGone, outcome, post
 from alerts.links import absolute
@@ -361,7 +360,7 @@ def _send_digest(row: dict, period: str, now: dt.datetime) -> int:
     items = []
     for d in batch:
         m = message(d, user_zone=zone_name)
-        items.append({"m": m, "when": format_local(d.created_at, _zone(zone_name))})
+        items.append({"m": m, "when": format_local(d.created_at, zone_of(zone_name))})
     subject = f"ChargeDesk: {len(items)} alert{'s' if len(items) != 1 else ''}"
     error: TransportError | None = None
     if not user.email:
@@ -422,10 +421,3 @@ def _record_digest_failure(batch: list[Delivery], rows, error: TransportError, n
             updated_at=timezone.now(),
         )
     logger.warning("digest for user %s failed: %s", batch[0].user_id, error.message)
-
-
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts.channels.content import zone_of
 from alerts.services import outages
 from alerts.services.notify import raise_alert
 from sessions.models import Reservation, ReservationStatus, Transaction, TransactionStatus
@@ -103,7 +104,7 @@ def reservation_reminders(*, now: dt.datetime) -> int:
     ).select_related("charge_point__site", "id_token"):
         minutes = max(1, round((r.expires_at - now).total_seconds() / 60))
         label = outages.station_label(r.charge_point)
-        zone = outages.zone_of(r.charge_point.site.time_zone if r.charge_point.site_id else "UTC")
+        zone = zone_of(r.charge_point.site.time_zone if r.charge_point.site_id else "UTC")
         ends = timezone.localtime(r.expires_at, zone)
         alert = raise_alert(
             event_type="reservation_expiring",

@@ -59,6 +59,15 @@ def local_zone(delivery: Delivery, user_zone: Any = _ASK) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo("UTC")
 
 
+def zone_of(name: str | None) -> zoneinfo.ZoneInfo:
+    """A stored time-zone name as a zone; UTC for an empty or unknown one (never an error in
+    the middle of telling someone something)."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
 def format_local(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
     """``Wed 25 Nov, 14:30 CET``: short, and unambiguous about the zone."""
     local = when.astimezone(zone)

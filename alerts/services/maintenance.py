@@ -11,9 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts import selectors
+from alerts.channels.content import zone_of
 from alerts.models import MaintenanceWindow
 from alerts.services.notify import raise_alert
-from alerts.services.outages import station_label, zone_of
+from alerts.services.outages import station_label
 from stations.models import ChargePoint, Operator, Site
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from alerts import selectors
+from alerts.channels.content import zone_of
 from alerts.models import Notification, Outage, OutageCause
 from alerts.services.notify import Recipient, raise_alert
 from sessions.models import Transaction, TransactionStatus
@@ -47,15 +48,6 @@ def eta_sentence(eta: dt.datetime | None, time_zone: str = "UTC") -> str:
         return "We do not know yet when it will be back."
     local = timezone.localtime(eta, timezone=zone_of(time_zone))
     return f"Service is expected back around {date_format(local, 'D j M, H:i')} ({time_zone})."
-
-
-def zone_of(name: str):
-    import zoneinfo
-
-    try:
-        return zoneinfo.ZoneInfo(name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
 
 
 def alternatives_text(alternatives: list[dict]) -> str:
