@@ -268,6 +268,18 @@ OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=8 if USING_POSTGRES else 1)
 OCPP_WRITER_THREADS = min(OCPP_DB_THREADS, env.int("OCPP_WRITER_THREADS", default=3 if USING_POSTGRES else 1))
 # How long a command waits for the charger's answer, in seconds.
 OCPP_COMMAND_TIMEOUT = env.float("OCPP_COMMAND_TIMEOUT", default=30)
+# Charger admission (stations/charger_auth.py). How long the keyed fingerprint of a charger's
+# last good password stays in the cache, in seconds, sparing a reconnect the slow hash (0: off).
+OCPP_AUTH_CACHE_SECONDS = env.int("OCPP_AUTH_CACHE_SECONDS", default=7 * 24 * 3600)
+# Failed handshakes allowed per charge point identity and per client address in a window of
+# OCPP_AUTH_FAILURE_WINDOW seconds; past either, handshakes are refused unchecked (0: no limit).
+# The address limit is higher: many chargers may share one address behind a carrier's NAT.
+OCPP_AUTH_FAILURES_PER_IDENTITY = env.int("OCPP_AUTH_FAILURES_PER_IDENTITY", default=10)
+OCPP_AUTH_FAILURES_PER_IP = env.int("OCPP_AUTH_FAILURES_PER_IP", default=100)
+OCPP_AUTH_FAILURE_WINDOW = env.int("OCPP_AUTH_FAILURE_WINDOW", default=300)
+# Charger handshakes one process works on at once; the rest wait their turn, so that a
+# reconnecting fleet leaves database threads to the connected chargers and the dashboard (0: no bound).
+OCPP_HANDSHAKE_CONCURRENCY = env.int("OCPP_HANDSHAKE_CONCURRENCY", default=8)
 # Largest radius the near-me API accepts, in kilometres.
 CHARGEDESK_MAX_SEARCH_RADIUS_KM = env.float("CHARGEDESK_MAX_SEARCH_RADIUS_KM", default=200)
 # ChargeDesk's public address (https://csms.example.com), for links handed to chargers (the

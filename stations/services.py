@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from config import events
 
+from . import charger_auth
 from .models import (
     ChargePoint,
     Connector,
@@ -309,13 +310,28 @@ class Admission:
         return self.charge_point is not None
 
 
-def charger_admit(*, identity: str, password: str | None, operator_slug: str | None = None) -> Admission:
+def charger_admit(
+    *, identity: str, password: str | None, operator_slug: str | None = None, client_ip: str | None = None
+) -> Admission:
     """Decide whether a charger opening a WebSocket may stay (OCPP security profile 1).
 
     A provisioned charger must present its password. An unknown one is admitted as pending,
     for an operator to approve, only where the operator accepts unknown chargers (named in the
     URL, or the deployment's default operator); its first password is kept (trust on first use).
+    Refusals count against the identity and ``client_ip``; past a limit, handshakes are refused
+    before any password is checked (``stations.charger_auth``).
     """
+    door = charger_auth.Door(identity=identity, ip=client_ip)
+    locked = door.locked
+    if locked:
+        return Admission(None, locked)
+    admission = _admit(door, identity=identity, password=password, operator_slug=operator_slug)
+    if not admission.admitted:
+        door.failed(admission.reason)
+    return admission
+
+
+def _admit(door, *, identity: str, password: str | None, operator_slug: str | None) -> Admission:
     charge_point = ChargePoint.objects.select_related("operator").filter(identity=identity).first()
     if charge_point is None:
         slug = operator_slug or settings.CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR
@@ -336,23 +352,28 @@ def charger_admit(*, identity: str, password: str | None, operator_slug: str | N
                 charge_point.set_password(password)
                 charge_point.save()
         except IntegrityError:  # admitted concurrently by another process: check like a known one
-            return charger_admit(identity=identity, password=password, operator_slug=operator_slug)
+            return _admit(door, identity=identity, password=password, operator_slug=operator_slug)
         events.publish("charge_point.pending", charge_point_id=charge_point.pk, operator_id=operator.pk)
         return Admission(charge_point, "admitted as pending")
     if operator_slug and charge_point.operator.slug != operator_slug:
         return Admission(None, "charge point belongs to another operator")
     if not charge_point.has_password:
         return Admission(None, "no password is set for this charge point")
-    if not password or not charge_point.check_password(password):
+    if not door.password_matches(charge_point, password):
         return Admission(None, "wrong password")
     return Admission(charge_point, "ok")
 
 
 def charger_connected(*, charge_point_id: int, operator_id: int, at: dt.datetime) -> None:
-    was_online = ChargePoint.objects.filter(pk=charge_point_id, is_connected=True).exists()
-    ChargePoint.objects.filter(pk=charge_point_id).update(is_connected=True, connected_at=at, last_seen_at=at)
-    if not was_online:
-        _publish_connectivity(charge_point_id, operator_id, online=True, at=at)
+    # One statement where the charger was still marked online (a reconnect after a crash, the
+    # common case in a reconnect storm); a second, and the event, where it was offline. An old
+    # connection's disconnect landing in between only makes the event certain (it published
+    # "offline"); one after the first statement no longer matches its own connected_at.
+    cps = ChargePoint.objects.filter(pk=charge_point_id)
+    if cps.filter(is_connected=True).update(connected_at=at, last_seen_at=at):
+        return
+    cps.update(is_connected=True, connected_at=at, last_seen_at=at)
+    _publish_connectivity(charge_point_id, operator_id, online=True, at=at)
 
 
 def charger_disconnected(

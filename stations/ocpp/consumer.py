@@ -24,10 +24,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from stations import services
+from stations import charger_auth, services
 from stations.models import Command, CommandStatus, Direction
 
-from . import protocol, v16, writer
+from . import handshakes, protocol, v16, writer
 from .protocol import CALL, CALLERROR, CALLRESULT, CallError
 
 logger = logging.getLogger("chargedesk.ocpp")
@@ -103,6 +103,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
     # --- Connection ------------------------------------------------------------------------
 
     async def connect(self):
+        # A reconnecting fleet waits its turn here (handshakes.py), not in the database threads.
+        async with handshakes.slot():
+            await self._connect()
+
+    async def _connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
         self.identity = kwargs["identity"]
         offered = self.scope.get("subprotocols") or []
@@ -112,12 +117,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         user, password = basic_auth(self.scope.get("headers", []))
+        client_ip = (self.scope.get("client") or (None,))[0]
         if user is not None and user != self.identity:
             logger.warning("refused %s: Basic auth user %r is another charge point", self.identity, user)
+            await _retrying(charger_auth.record_failure)(
+                identity=self.identity, ip=client_ip, reason=f"Basic auth user {user!r} is another one"
+            )
             await self.close()
             return
         admission = await _retrying(services.charger_admit)(
-            identity=self.identity, password=password, operator_slug=kwargs.get("operator")
+            identity=self.identity,
+            password=password,
+            operator_slug=kwargs.get("operator"),
+            client_ip=client_ip,
         )
         if not admission.admitted:
             logger.warning("refused %s: %s", self.identity, admission.reason)
