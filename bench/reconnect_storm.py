@@ -53,6 +53,13 @@ BOOT = {"chargePointVendor": "Bench", "chargePointModel": "Storm"}
 CONFIGS = {
     "before": {"OCPP_AUTH_CACHE_SECONDS": "0", "OCPP_HANDSHAKE_CONCURRENCY": "0"},
     "after": {},
+    # Each change alone, to tell their shares apart.
+    "fingerprint-only": {"OCPP_HANDSHAKE_CONCURRENCY": "0"},
+    "bound-only": {"OCPP_AUTH_CACHE_SECONDS": "0"},
+    # Other bounds than the default (4).
+    "bound-2": {"OCPP_HANDSHAKE_CONCURRENCY": "2"},
+    "bound-8": {"OCPP_HANDSHAKE_CONCURRENCY": "8"},
+    "bound-32": {"OCPP_HANDSHAKE_CONCURRENCY": "32"},
 }
 
 
