@@ -4,6 +4,7 @@ operator; technicians may use it too (a report changes nothing)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django.http import FileResponse, Http404
@@ -31,11 +32,21 @@ class IsOperatorStaffReader(permissions.BasePermission):
         return bool(user and user.is_authenticated and user.is_operator_staff)
 
 
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
+
+
+def _plausible_day(value: dt.date) -> None:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise serializers.ValidationError(f"Give a day between {FIRST_DAY} and {LAST_DAY}.")
+
+
 class ReportQuerySerializer(serializers.Serializer):
     """The days are local days of ``time_zone``, both included."""
 
-    start = serializers.DateField(help_text="First day (local).")
-    end = serializers.DateField(help_text="Last day (local), included.")
+    # Days far from now are no report anyone needs, and near the ends of the calendar a day's
+    # bounds in a zone fall outside what a datetime can hold.
+    start = serializers.DateField(help_text="First day (local).", validators=[_plausible_day])
+    end = serializers.DateField(help_text="Last day (local), included.", validators=[_plausible_day])
     group_by = serializers.ChoiceField(choices=reports.GROUP_BY_CHOICES, default="day")
     site = serializers.IntegerField(required=False, help_text="Only this site (its id).")
     time_zone = serializers.CharField(

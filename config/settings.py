@@ -262,6 +262,10 @@ CHARGEDESK_OFFLINE_AFTER_HEARTBEATS = env.float("CHARGEDESK_OFFLINE_AFTER_HEARTB
 CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR = env.str("CHARGEDESK_UNKNOWN_CHARGERS_OPERATOR", default="")
 # Largest OCPP frame accepted, in bytes; larger ones are refused.
 OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=65536)
+# Largest WebSocket message the server itself reads (uvicorn's --ws-max-size in manage.py serve);
+# a larger one closes the connection (1009) before it is buffered whole. Above
+# OCPP_MAX_FRAME_BYTES, so that a frame just too long still gets its CALLERROR.
+OCPP_WS_MAX_BYTES = env.int("OCPP_WS_MAX_BYTES", default=4 * OCPP_MAX_FRAME_BYTES)
 # Threads (each with a database connection) for the OCPP handlers of one ASGI process.
 OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=8 if USING_POSTGRES else 1)
 # Of those, how many commit the frames of all connections in batches (stations/ocpp/writer.py).

@@ -5,6 +5,9 @@ from alerts.views import service_worker
 from config.health import healthz
 from stations.views import home
 
+handler400 = "config.api.bad_request"
+handler500 = "config.api.server_error"
+
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),

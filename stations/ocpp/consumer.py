@@ -247,6 +247,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         logger.info("%s: %s %s", self.identity, error.code, error.description)
         action = frame.action if frame else ""
         message_type = frame.message_type if frame else 0
+        if "\x00" in raw:  # no JSON (so refused), and PostgreSQL text cannot hold it: logged escaped
+            raw = raw.replace("\x00", "\\u0000")
         await _write(
             self._log_rows,
             (Direction.IN, message_type, error.unique_id, action, raw, received_at),

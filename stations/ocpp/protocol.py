@@ -46,6 +46,8 @@ _SCHEMA_ERROR_CODES = {
     "AdditionalProperties": "FormationViolation",
     "MinItems": "OccurenceConstraintViolation",
     "MaxItems": "OccurenceConstraintViolation",
+    "Minimum": "TypeConstraintViolation",  # only the 32-bit bounds of an integer (INT32)
+    "Maximum": "TypeConstraintViolation",
 }
 _DEFAULT_SCHEMA_ERROR = "PropertyConstraintViolation"  # enum, maxLength, minimum, format, …
 
@@ -74,8 +76,14 @@ def parse(text: str) -> Frame:
     if not isinstance(msg, list) or len(msg) < 3:
         raise CallError("FormationViolation", "A frame is a JSON array [MessageTypeId, UniqueId, …].")
     message_type, unique_id = msg[0], msg[1]
-    if not isinstance(unique_id, str) or not 0 < len(unique_id) <= 36:
+    if not isinstance(unique_id, str) or not 0 < len(unique_id) <= 36 or "\x00" in unique_id:
         raise CallError("FormationViolation", "UniqueId must be a string of at most 36 characters.")
+    # A NUL character (sent escaped, \u0000) is in no OCPP string, and PostgreSQL text cannot
+    # hold one: refused here rather than failing where the value is stored.
+    if message_type in (CALL, CALLRESULT, CALLERROR) and "\\u0000" in text and _has_nul(msg):
+        raise CallError(
+            "PropertyConstraintViolation", "Strings must not contain NUL characters.", unique_id=unique_id
+        )
     if message_type == CALL:
         if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             raise CallError(
@@ -103,13 +111,40 @@ def parse(text: str) -> Frame:
     raise CallError("FormationViolation", f"Unknown MessageTypeId {message_type!r}.", unique_id=unique_id)
 
 
+# OCPP 1.6 §7: an "integer" is 32 bits. The schemas leave it unbounded, and a larger one would
+# only fail later, in the database.
+INT32 = {"minimum": -(2**31), "maximum": 2**31 - 1}
+
+
+def _bounded(node):
+    if isinstance(node, dict):
+        node = {k: _bounded(v) for k, v in node.items()}
+        if node.get("type") == "integer":
+            node = INT32 | node
+    elif isinstance(node, list):
+        node = [_bounded(v) for v in node]
+    return node
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 @functools.cache
 def _validator(protocol: str, schema_name: str):
+    if not schema_name.isalnum():  # an action name from the wire is no path
+        return None
     path = SCHEMA_DIRS[protocol] / f"{schema_name}.json"
     if not path.exists():
         return None
     schema = json.loads(path.read_text(encoding="utf-8-sig"))
-    return jsonschema_rs.validator_for(schema)
+    return jsonschema_rs.validator_for(_bounded(schema))
 
 
 def has_schema(protocol: str, action: str) -> bool:
@@ -123,7 +158,10 @@ def validate(
     validator = _validator(protocol, f"{action}Response" if response else action)
     if validator is None:
         raise CallError("NotImplemented", f"Unknown action {action!r}.", unique_id=unique_id)
-    error = next(validator.iter_errors(payload), None)
+    try:
+        error = next(validator.iter_errors(payload), None)
+    except ValueError as exc:  # nested deeper than the validator goes (about 255 levels)
+        raise CallError("FormationViolation", f"payload: {exc}", unique_id=unique_id) from exc
     if error is None:
         return
     code = _SCHEMA_ERROR_CODES.get(type(error.kind).__name__, _DEFAULT_SCHEMA_ERROR)

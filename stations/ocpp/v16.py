@@ -7,10 +7,12 @@ committed."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from stations import services
@@ -49,6 +51,8 @@ CENTRAL_SYSTEM_ACTIONS = frozenset(
         "UpdateFirmware",
     }
 )
+# The largest connector number stored (a PositiveSmallIntegerField).
+MAX_CONNECTOR_ID = 32767
 # Until it is accepted a charger may only boot and beat (OCPP 1.6 §4.2.1).
 ALLOWED_BEFORE_ACCEPTED = frozenset({"BootNotification", "Heartbeat"})
 
@@ -72,7 +76,24 @@ RESULT_HANDLERS: dict[str, Callable[[Context, dict, dict], None]] = {}
 
 def on(action: str):
     def register(fn: Handler) -> Handler:
-        HANDLERS[action] = fn
+        @functools.wraps(fn)
+        def handle(ctx: Context, p: dict) -> dict:
+            # Connector 0 is the charge point itself; there are no negative ones, and no charger
+            # has more than a connector number can hold.
+            if isinstance(p.get("connectorId"), int) and not 0 <= p["connectorId"] <= MAX_CONNECTOR_ID:
+                raise CallError(
+                    "PropertyConstraintViolation",
+                    f"connectorId must be from 0 to {MAX_CONNECTOR_ID}.",
+                    unique_id=ctx.unique_id,
+                )
+            try:
+                return fn(ctx, p)
+            except ValidationError as error:  # a service refused a value the schema lets through
+                raise CallError(
+                    "PropertyConstraintViolation", "; ".join(error.messages), unique_id=ctx.unique_id
+                ) from error
+
+        HANDLERS[action] = handle
         return fn
 
     return register
@@ -116,13 +137,15 @@ def parse_time(ctx: Context, value: str | None, name: str = "timestamp") -> dt.d
         return now()
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        parsed.astimezone(dt.UTC)  # 0001-01-01T00:00+14:00 is before the calendar starts in UTC
+    except (TypeError, ValueError, OverflowError) as exc:
         raise CallError(
             "PropertyConstraintViolation",
             f"{name}: {value!r} is not an ISO 8601 date-time.",
             unique_id=ctx.unique_id,
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return parsed
 
 
 def _charging():

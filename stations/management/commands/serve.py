@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 "--workers",
                 str(workers),
                 "--ws-max-size",
-                str(64 * 1024),
+                str(settings.OCPP_WS_MAX_BYTES),
                 "--proxy-headers",
                 "--lifespan",
                 "off",
