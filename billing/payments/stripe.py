@@ -91,11 +91,18 @@ class StripeProvider(PaymentProvider):
             and amount <= payment.amount_authorized
         ):
             try:
-                stripe_client.client().v1.payment_intents.capture(
-                    payment.intent_id,
-                    {"amount_to_capture": to_minor(amount, payment.currency)},
-                    _key(payment, f"capture-{payment.attempts}"),
-                )
+                # A run killed after Stripe captured but before our commit left the payment
+                # Authorized: take what Stripe holds as the truth instead of capturing again
+                # (or, the capture refused, charging the card anew).
+                captured = self._captured(payment.intent_id)
+                if captured is not None:
+                    amount = from_minor(captured, payment.currency)
+                else:
+                    stripe_client.client().v1.payment_intents.capture(
+                        payment.intent_id,
+                        {"amount_to_capture": to_minor(amount, payment.currency)},
+                        _key(payment, f"capture-{payment.attempts}"),
+                    )
             except stripe_lib.StripeError as error:
                 if isinstance(error, stripe_lib.InvalidRequestError | stripe_lib.CardError):
                     # The hold is gone (expired or cancelled at Stripe): charge anew next time.
@@ -118,6 +125,24 @@ class StripeProvider(PaymentProvider):
         payment.save(
             update_fields=["intent_id", "amount_captured", "status", "failure_message", "updated_at"]
         )
+
+    def _captured(self, intent_id: str) -> int | None:
+        """What the PaymentIntent collected (minor units) when Stripe already captured it."""
+        client = stripe_client.client()
+        intent = client.v1.payment_intents.retrieve(intent_id).to_dict()
+        if intent.get("status") != "succeeded":
+            return None
+        if intent.get("amount_received") is not None:
+            return intent["amount_received"]
+        # localstripe has no amount_received: what its charge kept (a partial capture is
+        # recorded as the charge's amount with the rest refunded).
+        charge = intent.get("latest_charge")
+        if isinstance(charge, str):
+            charge = client.v1.charges.retrieve(charge).to_dict()
+        if not charge:
+            return intent.get("amount") or 0
+        captured = charge.get("amount_captured")
+        return captured if captured is not None else charge["amount"] - (charge.get("amount_refunded") or 0)
 
     def _release(self, intent_id: str) -> None:
         # Already captured, cancelled or expired: nothing is held.
