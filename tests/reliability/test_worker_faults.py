@@ -1,12 +1,25 @@
 """Worker faults around money: a crash between the call to Stripe and our commit must not
 capture twice when the settlement runs again."""
 
+import datetime as dt
+import time
+from collections import Counter
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
-from billing import stripe_client
-from billing.models import BillingProfile, Payment, PaymentStatus, SessionCharge
+from billing import stripe_client, tasks_invoicing
+from billing.models import (
+    AccountToken,
+    BillingAccount,
+    BillingProfile,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentStatus,
+    SessionCharge,
+)
 from billing.payments.stripe import StripeProvider, _key
 from billing.services import payments
 from tests.billing.conftest import (  # noqa: F401  (fixtures)
@@ -15,8 +28,11 @@ from tests.billing.conftest import (  # noqa: F401  (fixtures)
     localstripe,
 )
 from tests.billing.payment_helpers import energy_tariff, save_card, session, stop
+from tests.billing.test_invoicing import priced_session
+from tests.factories import IdTokenFactory
+from tests.reliability.worker_stack import Workers, wait_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.live]
+pytestmark = pytest.mark.live
 
 
 def _intents(customer: str) -> list:
@@ -25,6 +41,7 @@ def _intents(customer: str) -> list:
     return [i for i in listed if i.customer == customer]
 
 
+@pytest.mark.django_db
 @pytest.mark.usefixtures("localstripe")
 def test_a_capture_whose_write_was_lost_is_reconciled_not_captured_twice(operator, charge_point, driver):
     energy_tariff(operator, "0.40")
@@ -49,3 +66,64 @@ def test_a_capture_whose_write_was_lost_is_reconciled_not_captured_twice(operato
     assert [(i.id, i.status) for i in intents] == [(payment.intent_id, "succeeded")]
     assert StripeProvider()._captured(payment.intent_id) == 296
     assert SessionCharge.objects.filter(transaction=tx).count() == 1
+
+
+@pytest.fixture
+def workers(transactional_db, settings):
+    """Worker processes of the test's own; the test process sends to their queue."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL (a Celery broker)")
+    from config.celery import app
+
+    stack = Workers(visibility_timeout=2)
+    old = app.conf.task_default_queue, app.conf.task_always_eager
+    app.conf.task_default_queue, app.conf.task_always_eager = stack.queue, False
+    try:
+        yield stack
+    finally:
+        app.conf.task_default_queue, app.conf.task_always_eager = old
+        stack.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_monthly_invoicing_killed_midway_then_rerun_invoices_each_account_once(
+    workers, operator, charge_point
+):
+    accounts = 150
+    march = timezone.make_aware(dt.datetime(2026, 3, 10, 18, 0))
+    sessions = []
+    for n in range(accounts):
+        account = BillingAccount.objects.create(operator=operator, name=f"Fleet {n}", email="")
+        token = IdTokenFactory()
+        AccountToken.objects.create(account=account, id_token=token)
+        for _ in range(2):
+            sessions.append(priced_session(charge_point=charge_point, id_token=token, started_at=march).pk)
+
+    first = workers.start()
+    tasks_invoicing.issue_monthly_invoices.delay("2026-04-02")
+    wait_for(lambda: Invoice.objects.filter(account__isnull=False).count() >= 10, timeout=30)
+    workers.kill(first)
+    killed_at = Invoice.objects.filter(account__isnull=False).count()
+    assert killed_at < accounts, "the run ended before the worker was killed"
+
+    workers.start()
+    # The task rerun (beat sends it daily); the killed run's unacknowledged message may come
+    # back too after the visibility timeout: both must only add what is missing.
+    tasks_invoicing.issue_monthly_invoices.delay("2026-04-02")
+    wait_for(lambda: Invoice.objects.filter(account__isnull=False).count() >= accounts, timeout=40)
+    time.sleep(1)  # nothing more arrives
+
+    invoices = Invoice.objects.filter(account__isnull=False)
+    assert invoices.count() == accounts
+    assert sorted(invoices.values_list("account_id", flat=True)) == sorted(
+        BillingAccount.objects.values_list("pk", flat=True)
+    )
+    numbers = sorted(Invoice.objects.filter(operator=operator).values_list("sequence_number", flat=True))
+    assert numbers == list(range(1, len(numbers) + 1))
+    per_session = Counter(
+        InvoiceLine.objects.filter(invoice__in=invoices)
+        .values_list("transaction_id", "invoice_id")
+        .distinct()
+    )
+    assert sorted(t for t, _ in per_session) == sorted(sessions)  # each session on one invoice
