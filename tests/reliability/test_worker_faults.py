@@ -15,6 +15,7 @@ from billing.models import (
     BillingAccount,
     BillingProfile,
     Invoice,
+    InvoiceKind,
     InvoiceLine,
     Payment,
     PaymentStatus,
@@ -127,3 +128,55 @@ def test_monthly_invoicing_killed_midway_then_rerun_invoices_each_account_once(
         .distinct()
     )
     assert sorted(t for t, _ in per_session) == sorted(sessions)  # each session on one invoice
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.usefixtures("localstripe")
+def test_card_settlements_killed_midway_then_rerun_capture_each_payment_once(
+    workers, operator, charge_point, driver, settings
+):
+    from billing import tasks as billing_tasks
+
+    energy_tariff(operator, "0.40")
+    save_card(driver)
+    txs = []
+    for _ in range(30):
+        tx, energy = session(charge_point, driver, energy_wh="7400")
+        payments.authorize_session(tx)
+        txs.append(stop(tx, energy))
+    workers.env.update(
+        STRIPE_API_BASE=settings.STRIPE_API_BASE,
+        STRIPE_SECRET_KEY="sk_test_12345",
+        STRIPE_WEBHOOK_SECRET="whsec_test",
+        EMAIL_URL="consolemail://",
+    )
+    captured = Payment.objects.filter(status=PaymentStatus.CAPTURED)
+
+    first = workers.start()
+    for tx in txs:
+        billing_tasks.settle_session.delay(tx.pk)
+    wait_for(lambda: captured.count() >= 5, timeout=30)
+    workers.kill(first)
+    assert captured.count() < len(txs), "every session was settled before the worker was killed"
+
+    workers.start()
+    for tx in txs:  # the rerun of every settlement, settled or not
+        billing_tasks.settle_session.delay(tx.pk)
+    wait_for(lambda: captured.count() == len(txs), timeout=40)
+    receipts = Invoice.objects.filter(kind=InvoiceKind.RECEIPT)
+    wait_for(lambda: receipts.count() >= len(txs), timeout=20)
+    time.sleep(1)  # nothing more arrives
+
+    assert receipts.count() == len(txs)
+    assert Counter(receipts.values_list("payment_id", flat=True)) == Counter(
+        dict.fromkeys(captured.values_list("pk", flat=True), 1)
+    )
+    assert SessionCharge.objects.filter(transaction__in=txs).count() == len(txs)
+    customer = BillingProfile.objects.get(user=driver).stripe_customer_id
+    intents = _intents(customer)
+    assert len(intents) == len(txs)  # no card charged anew
+    assert sorted(i.id for i in intents) == sorted(captured.values_list("intent_id", flat=True))
+    provider = StripeProvider()
+    assert {provider._captured(i.id) for i in intents} == {296}
+    assert set(captured.values_list("amount_captured", flat=True)) == {Decimal("2.96")}
