@@ -6,8 +6,8 @@
 
 What it does, once per configuration (``--configs``; by default the admission path as it was,
 ``before``, then as it is, ``after``, in the same run on the same database):
-1. serves ChargeDesk on one uvicorn process (Redis channel layer and cache, PostgreSQL; a fresh
-   bench database with --chargers chargers provisioned and an operator admin to log in);
+1. serves ChargeDesk on uvicorn (--processes, one by default; Redis channel layer and cache,
+   PostgreSQL; a fresh bench database with --chargers chargers and an operator admin to log in);
 2. connects every charger (HTTP Basic, ocpp1.6, BootNotification) and holds them; each charger
    reconnects on its own whenever its socket drops, with a short jittered back-off, as
    firmware does;
@@ -103,15 +103,22 @@ def session_cookie(env: dict) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def serve(env: dict, port: int) -> subprocess.Popen:
+def serve(env: dict, port: int, processes: int) -> subprocess.Popen:
+    # A session of its own: the crash kills the supervisor and its workers together.
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--lifespan", "off", "--log-level", "warning",
-         "--backlog", "8192", "--ws-ping-interval", "0"],
-        cwd=ROOT, env=env,
+         "--backlog", "8192", "--ws-ping-interval", "0", "--workers", str(processes)],
+        cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     wait_port(port, proc)
     return proc
+
+
+def crash(proc: subprocess.Popen) -> None:
+    """SIGKILL to the server and its worker processes: a crash, nothing drained."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def clear_cache(env: dict) -> None:
@@ -255,7 +262,7 @@ async def run_config(name: str, args, base_env: dict, cookie: str) -> dict:
     clear_cache(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = serve(env, port)
+    server = serve(env, port, args.processes)
     fleet = Fleet(f"ws://127.0.0.1:{port}/ocpp", args.chargers, args.backoff_max)
     result: dict = {"name": name}
     try:
@@ -268,10 +275,9 @@ async def run_config(name: str, args, base_env: dict, cookie: str) -> dict:
         await asyncio.sleep(args.idle)
         result["idle"] = idle.finish()
         # The restart: a crash, then the same server again on the same port.
-        server.send_signal(signal.SIGKILL)
-        server.wait()
+        crash(server)
         killed = time.perf_counter()
-        server = serve(env, port)
+        server = serve(env, port, args.processes)
         ready = time.perf_counter()
         spy = None
         if args.py_spy:  # where the server's time goes in the storm (py-spy: pip install py-spy)
@@ -297,8 +303,7 @@ async def run_config(name: str, args, base_env: dict, cookie: str) -> dict:
         )
     finally:
         await fleet.stop()
-        server.send_signal(signal.SIGKILL)
-        server.wait()
+        crash(server)
     return result
 
 
@@ -324,7 +329,10 @@ async def main_async(args, env: dict, cookie: str) -> None:
     for name in args.configs:
         print(f"running {name} …", flush=True)
         results.append(await run_config(name, args, env, cookie))
-    print(f"\n{args.chargers} chargers, one uvicorn process, reconnect back-off up to {args.backoff_max} s")
+    print(
+        f"\n{args.chargers} chargers, {args.processes} uvicorn process(es), "
+        f"reconnect back-off up to {args.backoff_max} s"
+    )
     for r in results:
         report(r, args.chargers)
 
@@ -338,6 +346,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5, help="seconds of idle dashboard sampling")
     parser.add_argument("--timeout", type=float, default=300, help="give up waiting for the fleet after this")
     parser.add_argument("--backoff-max", type=float, default=2.0, help="longest reconnect back-off, seconds")
+    parser.add_argument("--processes", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--py-spy", metavar="PATH", help="profile the storm with this py-spy binary")
     parser.add_argument("--py-spy-seconds", type=float, default=8)
     args = parser.parse_args()
