@@ -127,7 +127,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # On Redis a killed worker's unacknowledged task comes back after this many seconds (kombu's
 # default is an hour); it must be longer than the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    # How often a worker looks for such tasks: about interval × throttle seconds.
+    "unacked_restore_interval": env.int("CELERY_BROKER_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": env.int("CELERY_BROKER_RESTORE_THROTTLE", default=10),
 }
 # Tests give each worker a queue of its own on the shared Redis.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")

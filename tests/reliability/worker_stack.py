@@ -38,6 +38,8 @@ class Workers:
             "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
             "CELERY_TASK_DEFAULT_QUEUE": self.queue,
             "CELERY_BROKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
+            "CELERY_BROKER_RESTORE_INTERVAL": "1",
+            "CELERY_BROKER_RESTORE_THROTTLE": "1",
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "LOG_LEVEL": "WARNING",
         }
