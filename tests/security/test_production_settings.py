@@ -11,7 +11,12 @@ SETUP = "import django; django.setup()"
 
 
 def _run(args, **env):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHARGEDESK_", "STRIPE_"))}
+    # Embedded (SQLite): the checks are about settings, not the services the caller may use.
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "CHARGEDESK_", "STRIPE_", "DATABASE_", "REDIS_"))
+    }
     base.update({"DJANGO_SETTINGS_MODULE": "config.settings", **env})
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120
