@@ -183,6 +183,9 @@ class ChargerConfig:
     diagnostics_upload_method: str = "POST"  # POST multipart/form-data, or PUT text/plain
     proxy: str | None = None
     max_queue: int = 10_000  # offline queue; beyond it new MeterValues are dropped
+    # Keep (action, payload) of every CALL the central system answered with a CALLRESULT, so a
+    # fault test can check that nothing acknowledged was lost (off: a fleet would grow it forever).
+    record_answers: bool = False
 
     @property
     def charge_point_url(self) -> str:
@@ -496,6 +499,7 @@ class SimulatedChargePoint(ChargePoint):
         )
         self.config = config
         self.stats = stats or CallStats()
+        self.answered: list[tuple[str, dict]] = []  # filled when config.record_answers
         # Seeded per charger, so a fleet with one seed is reproducible charger by charger.
         self.rng = (
             random.Random(f"{config.seed}:{config.identity}") if config.seed is not None else random.Random()
@@ -947,6 +951,8 @@ class SimulatedChargePoint(ChargePoint):
                 return None
             raise response.to_exception()
         stats.record(rtt)
+        if self.config.record_answers:
+            self.answered.append((action, body))
         if validate:
             response.action = action
             await validate_payload(response, self._ocpp_version)

@@ -1,0 +1,219 @@
+"""Fixtures for the OCPP fault tests: private servers a test may stop and start (never the shared
+PostgreSQL or Redis), a real uvicorn process on them, and the check that nothing a charger got an
+answer for was lost."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _free_port, _need
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Poll `predicate` until it is truthy (returned) or `timeout` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, with no persistence: a restart loses
+    everything, the harshest case for the channel layer."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def _ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self._ping, 10, "the private Redis to answer")
+
+    def stop(self):
+        import redis
+
+        # SHUTDOWN NOSAVE: as a crash, nothing written back; the connection drops as it answers.
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis(port=self.port, socket_timeout=2).shutdown(nosave=True)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis():
+    server = PrivateRedis()
+    server.start()
+    yield server
+    if server.proc is not None:
+        server.proc.kill()
+        server.proc.wait(5)
+
+
+def stack_env(redis_url: str, database_url: str | None = None) -> dict:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url or f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Popen]:
+    """A uvicorn process serving ChargeDesk with `env`; returns (base URL, process) once it
+    answers /healthz."""
+    port = port or _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError("the ASGI server exited")
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
+            return True
+        except OSError:
+            return False
+
+    wait_until(up, 30, "the ASGI server to start", interval=0.2)
+    return base, proc
+
+
+def stop_process(proc: subprocess.Popen):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+def redis_stack(transactional_db, settings, private_redis):
+    """ChargeDesk on a real uvicorn process, on the test's PostgreSQL database and a private
+    Redis. Yields (base_url, env, private_redis)."""
+    _need(settings.USING_POSTGRES, "needs PostgreSQL")
+    env = stack_env(private_redis.url)
+    base, proc = start_asgi(env)
+    yield base, env, private_redis
+    stop_process(proc)
+
+
+def assert_nothing_answered_lost(chargers):
+    """Every MeterValues sample, StartTransaction and StopTransaction a charger got a CALLRESULT
+    for is stored exactly once."""
+    from collections import Counter
+
+    from django.utils.dateparse import parse_datetime
+
+    from sessions.models import MeterSample, Transaction
+
+    for cp in chargers:
+        samples = Counter()
+        starts = []
+        stops = []
+        for action, body in cp.answered:
+            if action == "MeterValues":
+                for mv in body["meterValue"]:
+                    at = parse_datetime(mv["timestamp"])
+                    for sv in mv["sampledValue"]:
+                        key = (
+                            body["connectorId"],
+                            at,
+                            sv.get("measurand", "Energy.Active.Import.Register"),
+                            sv.get("phase", ""),
+                        )
+                        samples[key] += 1
+            elif action == "StartTransaction":
+                starts.append(body)
+            elif action == "StopTransaction":
+                stops.append(body)
+        assert samples, f"{cp.id}: no MeterValues were answered at all"
+        stored = Counter(
+            (s.connector_number, s.timestamp, s.measurand, s.phase)
+            for s in MeterSample.objects.filter(charge_point__identity=cp.id)
+        )
+        missing = [k for k in samples if stored[k] == 0]
+        doubled = [k for k in samples if stored[k] > 1]
+        assert not missing, (
+            f"{cp.id}: {len(missing)} of {len(samples)} answered samples lost, e.g. {missing[:3]}"
+        )
+        assert not doubled, f"{cp.id}: answered samples stored more than once, e.g. {doubled[:3]}"
+        for body in starts:
+            n = Transaction.objects.filter(
+                charge_point__identity=cp.id,
+                connector_number=body["connectorId"],
+                started_at=parse_datetime(body["timestamp"]),
+            ).count()
+            assert n == 1, f"{cp.id}: answered StartTransaction {body} stored {n} times"
+        for body in stops:
+            tx = (
+                Transaction.objects.get(charge_point__identity=cp.id, pk=body["transactionId"])
+                if str(body["transactionId"]).isdigit()
+                else None
+            )
+            assert tx is not None and tx.stopped_at is not None, (
+                f"{cp.id}: answered StopTransaction {body} not stored"
+            )
