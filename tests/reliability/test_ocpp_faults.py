@@ -96,6 +96,110 @@ def test_redis_restart_mid_traffic_loses_no_answered_meter_value_and_commands_wo
         chargers.close()
 
     assert_nothing_answered_lost(cps)
-    assert ChargePoint.objects.filter(identity__in=IDENTITIES, is_connected=True).count() == 0, (
-        "the chargers that closed are still shown connected"
+    # The server records a charger's goodbye after the socket has closed: poll, with a deadline.
+    wait_until(
+        lambda: not ChargePoint.objects.filter(identity__in=IDENTITIES, is_connected=True).exists(),
+        10,
+        "the chargers that closed shown disconnected",
     )
+
+
+class Balancer:
+    """A tiny TCP balancer: each new connection goes to the first backend that accepts it, as a
+    load balancer whose health check has not noticed a dead backend yet."""
+
+    def __init__(self, backends: list[int]):
+        import asyncio
+        import threading
+
+        from tests.conftest import _free_port
+
+        self.backends = backends
+        self.port = _free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(10)
+
+    async def _serve(self):
+        import asyncio
+
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader, writer):
+        import asyncio
+        import contextlib
+
+        for port in self.backends:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            writer.close()
+            return
+
+        async def pipe(src, dst):
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(OSError):
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_asgi_process_killed_its_chargers_reconnect_to_another_marked_connected_nothing_lost(
+    transactional_db, settings, private_redis
+):
+    import signal
+
+    from stations.models import ChargePoint
+    from tests.conftest import _need
+    from tests.reliability.conftest import stack_env, start_asgi, stop_process
+
+    _need(settings.USING_POSTGRES, "needs PostgreSQL")
+    identities = ("FAULT-K1", "FAULT-K2")
+    _provision(identities)
+    env = stack_env(private_redis.url)
+    first, first_proc = start_asgi(env)
+    second, second_proc = start_asgi(env)
+    balancer = Balancer([int(first.rsplit(":", 1)[1]), int(second.rsplit(":", 1)[1])])
+    chargers = Chargers(f"http://127.0.0.1:{balancer.port}")
+    try:
+        cps = [chargers.start(identity, **TRAFFIC) for identity in identities]
+        for cp in cps:
+            chargers.do(cp.start_session(1, _tag(cp.id)))
+        wait_until(
+            lambda: all(_answered_meter_values(cp) >= 3 for cp in cps), 15, "meter values before the kill"
+        )
+
+        # SIGKILL: the process never runs disconnect(), so nothing marks its chargers offline.
+        first_proc.send_signal(signal.SIGKILL)
+        first_proc.wait(10)
+        after = [_answered_meter_values(cp) for cp in cps]
+        wait_until(
+            lambda: all(_answered_meter_values(cp) >= n + 3 for cp, n in zip(cps, after, strict=True)),
+            20,
+            "meter values answered by the surviving process",
+        )
+        wait_until(lambda: all(cp.online and cp.booted for cp in cps), 15, "every charger reconnected")
+        assert ChargePoint.objects.filter(identity__in=identities, is_connected=True).count() == len(cps)
+        out = _ocpp_command(env, identities[0])
+        assert "Accepted" in out, out
+        for cp in cps:
+            chargers.do(cp.stop_session(1, reason="Local"))
+    finally:
+        chargers.close()
+        balancer.close()
+        stop_process(second_proc)
+        stop_process(first_proc)
+
+    assert_nothing_answered_lost(cps)
