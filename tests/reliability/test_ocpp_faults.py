@@ -96,12 +96,6 @@ def test_redis_restart_mid_traffic_loses_no_answered_meter_value_and_commands_wo
         chargers.close()
 
     assert_nothing_answered_lost(cps)
-    # The server records a charger's goodbye after the socket has closed: poll, with a deadline.
-    wait_until(
-        lambda: not ChargePoint.objects.filter(identity__in=IDENTITIES, is_connected=True).exists(),
-        10,
-        "the chargers that closed shown disconnected",
-    )
 
 
 class Balancer:
