@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -249,18 +251,21 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     # The health endpoints are probed over plain HTTP by the load balancer.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$", r"^metrics$"]
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Logs: "json" (one object a line, for log collectors) by default in production, "plain"
+# otherwise; records about a charger carry its identity and id, a Celery task's its name and id.
+LOGGING = logging_config(
+    fmt=env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain"),
+    level=env.str("LOG_LEVEL", default="INFO"),
+)
+# Workers log through the same configuration instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics (Prometheus): scrapers send "Authorization: Bearer <token>". Without a token it is
+# open outside production and absent (404) in production.
+METRICS_TOKEN = env.str("CHARGEDESK_METRICS_TOKEN", default="")
 
 # --- ChargeDesk -----------------------------------------------------------------------------
 # A charge point counts as offline once nothing was heard from it for this many heartbeat intervals.

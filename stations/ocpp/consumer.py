@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import contextvars
 import functools
 import logging
 from collections import deque
@@ -20,10 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.utils import timezone
 
+from config import logs
+from config import metrics as m
 from stations import charger_auth, services
 from stations.models import Command, CommandStatus, Direction
 
@@ -37,6 +44,8 @@ SUPPORTED = {v16.PROTOCOL: v16}
 SEEN_WRITE_EVERY = 30
 # Charger words for a command that was carried out (or will be).
 ACCEPTED_WORDS = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+# Our frames by their MessageTypeId, the character after "[" (orjson writes no spaces).
+SENT_TYPES = {"2": "CALL", "3": "CALLRESULT", "4": "CALLERROR"}
 
 
 def group_name(charge_point_id: int) -> str:
@@ -50,8 +59,10 @@ _executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name
 
 
 def _write(fn, *args):
-    """Run ``fn(*args)`` in a database thread inside the current group commit; await it."""
-    return writer.writer_for(_executor, settings.OCPP_WRITER_THREADS).run(fn, *args)
+    """Run ``fn(*args)`` in a database thread inside the current group commit; await it.
+    It runs in a copy of the caller's context: its log records name the caller's charger."""
+    run_in_context = contextvars.copy_context().run
+    return writer.writer_for(_executor, settings.OCPP_WRITER_THREADS).run(run_in_context, fn, *args)
 
 
 def _retrying(fn):
@@ -79,6 +90,54 @@ def basic_auth(headers) -> tuple[str | None, str | None]:
 
 class OcppConsumer(AsyncWebsocketConsumer):
     ctx: v16.Context | None = None
+    # Set when the channel layer failed: Redis may have restarted without our group in it.
+    rejoin = False
+
+    async def __call__(self, scope, receive, send):
+        """As Channels' own, but with a channel-layer receive that outlives a Redis outage. In
+        Channels' a Redis error escapes the receive loop and ends the consumer without its
+        ``disconnect()``: the charger's socket is dropped although nothing it says needs Redis,
+        it stays shown online and its commands in flight stay pending for ever."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self._channel_receive], self.dispatch)
+
+    async def _channel_receive(self):
+        """The next message for this connection from the channel layer, waiting out a Redis
+        outage (backing off), then joining the charger's group again: a restarted Redis has
+        forgotten it, and commands for the charger would reach nobody."""
+        delay = 0.1
+        while True:
+            try:
+                if self.rejoin and self.ctx is not None:
+                    await self.channel_layer.group_add(self.group, self.channel_name)
+                    self.rejoin = False
+                    logger.info("%s: channel layer back; rejoined %s", self.identity, self.group)
+                return await self.channel_layer.receive(self.channel_name)
+            except Exception as error:  # CancelledError (closing) is no Exception: it ends us
+                logger.warning(
+                    "%s: channel layer unavailable (%r); retrying in %.1f s",
+                    getattr(self, "identity", "-"),
+                    error,
+                    delay,
+                )
+                self.rejoin = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _layer(self, what: str, call) -> bool:
+        """Await a channel-layer call whose failure must not end this connection (Redis down:
+        the charger's own messages need only the database)."""
+        try:
+            await call
+            return True
+        except Exception as error:
+            logger.warning("%s: channel layer unavailable for %s (%r)", self.identity, what, error)
+            self.rejoin = True
+            return False
 
     async def dispatch(self, message):
         """As Channels' own, without its per-message ``close_old_connections`` hop to a thread:
@@ -95,6 +154,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         storing its last message, and an error escaping here would end this consumer without
         its ``disconnect()`` (the charger would stay online, its commands unanswered). The
         disconnect itself is already queued and comes next."""
+        if text_data:
+            m.OCPP_SENT.labels(SENT_TYPES.get(text_data[1:2], "other")).inc()
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except OSError:
@@ -110,16 +171,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
         self.identity = kwargs["identity"]
+        logs.bind_charge_point(self.identity)
         offered = self.scope.get("subprotocols") or []
         self.subprotocol = next((p for p in offered if p in SUPPORTED), None)
         if self.subprotocol is None:
             logger.warning("refused %s: no supported subprotocol in %s", self.identity, offered)
+            m.OCPP_REFUSED.labels("no supported subprotocol").inc()
             await self.close()
             return
         user, password = basic_auth(self.scope.get("headers", []))
         client_ip = (self.scope.get("client") or (None,))[0]
         if user is not None and user != self.identity:
             logger.warning("refused %s: Basic auth user %r is another charge point", self.identity, user)
+            m.OCPP_REFUSED.labels("basic auth user is another charge point").inc()
             await _retrying(charger_auth.record_failure)(
                 identity=self.identity, ip=client_ip, reason=f"Basic auth user {user!r} is another one"
             )
@@ -133,9 +197,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
         if not admission.admitted:
             logger.warning("refused %s: %s", self.identity, admission.reason)
+            m.OCPP_REFUSED.labels(admission.reason).inc()
             await self.close()
             return
         cp = admission.charge_point
+        logs.bind_charge_point(cp.identity, cp.pk)
         self.adapter = SUPPORTED[self.subprotocol]
         self.ctx = self.adapter.Context(cp.pk, cp.identity, cp.operator_id, cp.registration_status)
         self.group = group_name(cp.pk)
@@ -143,10 +209,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.in_flight: dict | None = None
         self.max_frame = settings.OCPP_MAX_FRAME_BYTES
         # Replace any older connection of this charger, wherever it is held.
-        await self.channel_layer.group_send(
-            self.group, {"type": "ocpp.takeover", "channel": self.channel_name}
-        )
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Without Redis the charger is still admitted; the group is joined once Redis is back.
+        takeover = {"type": "ocpp.takeover", "channel": self.channel_name}
+        if await self._layer("takeover", self.channel_layer.group_send(self.group, takeover)):
+            await self._layer("group_add", self.channel_layer.group_add(self.group, self.channel_name))
         # Online before the handshake completes: a command sent the moment the charger is
         # connected must find it so.
         self.connected_at = timezone.now()
@@ -155,12 +221,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
             charge_point_id=cp.pk, operator_id=cp.operator_id, at=self.connected_at
         )
         await self.accept(self.subprotocol)
+        m.OCPP_CONNECTIONS.inc()
         logger.info("connected %s (%s, %s)", self.identity, self.subprotocol, admission.reason)
 
     async def disconnect(self, code):
         if self.ctx is None:
             return
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        m.OCPP_CONNECTIONS.dec()
+        # Redis down must not keep the charger shown online: its membership expires anyway.
+        await self._layer("group_discard", self.channel_layer.group_discard(self.group, self.channel_name))
         pending = ([self.in_flight] if self.in_flight else []) + list(self.outbox)
         if self.in_flight:
             self.in_flight["timer"].cancel()
@@ -187,19 +256,25 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         received_at = timezone.now()
         if text_data is None:
+            m.OCPP_RECEIVED.labels("invalid", "").inc()
             await self._refuse(
                 CallError("FormationViolation", "OCPP-J frames are text, not binary."), "", received_at
             )
             return
         if len(text_data) > self.max_frame:
+            m.OCPP_RECEIVED.labels("invalid", "").inc()
             error = CallError("FormationViolation", f"Frame larger than {self.max_frame} bytes refused.")
             await self._refuse(error, text_data[:1000], received_at)
             return
         try:
             frame = protocol.parse(text_data)
         except CallError as error:
+            m.OCPP_RECEIVED.labels("invalid", "").inc()
             await self._refuse(error, text_data, received_at)
             return
+        # A charger's action names go into a label only when known: labels must stay few.
+        action = frame.action if frame.action in self.adapter.HANDLERS else ""
+        m.OCPP_RECEIVED.labels(m.MESSAGE_TYPES[frame.message_type], action).inc()
         if frame.message_type == CALL:
             await self._handle_call(frame, text_data, received_at)
         else:
@@ -245,15 +320,21 @@ class OcppConsumer(AsyncWebsocketConsumer):
     ) -> None:
         reply = error.frame()
         logger.info("%s: %s %s", self.identity, error.code, error.description)
+        m.OCPP_CALL_ERRORS.labels(error.code).inc()
         action = frame.action if frame else ""
         message_type = frame.message_type if frame else 0
         if "\x00" in raw:  # no JSON (so refused), and PostgreSQL text cannot hold it: logged escaped
             raw = raw.replace("\x00", "\\u0000")
-        await _write(
-            self._log_rows,
-            (Direction.IN, message_type, error.unique_id, action, raw, received_at),
-            (Direction.OUT, CALLERROR, error.unique_id, action, reply, timezone.now()),
-        )
+        try:
+            await _write(
+                self._log_rows,
+                (Direction.IN, message_type, error.unique_id, action, raw, received_at),
+                (Direction.OUT, CALLERROR, error.unique_id, action, reply, timezone.now()),
+            )
+        except Exception as failure:
+            # The database is gone (often why the frame failed): refuse it unlogged rather than
+            # leave the charger waiting and end this connection with the error.
+            logger.warning("%s: could not log a refused frame (%r)", self.identity, failure)
         await self.send(reply)
 
     def _log_rows(self, *rows) -> None:
@@ -327,14 +408,18 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _finish(
         self, event: dict, status: str, *, response=None, code: str = "", error: str = ""
     ) -> None:
+        m.OCPP_COMMANDS.labels(event["action"], status).inc()
         try:
             await _write(self._store_result, event, status, response, code, error)
         except Exception:
             logger.exception("%s: could not store the result of %s", self.identity, event["action"])
-        if event.get("reply_channel"):
-            await self.channel_layer.send(
-                event["reply_channel"],
-                {"type": "ocpp.result", "command_id": event["command_id"], "status": status},
+        if event.get("reply_channel"):  # the caller also polls the stored row
+            await self._layer(
+                "command result",
+                self.channel_layer.send(
+                    event["reply_channel"],
+                    {"type": "ocpp.result", "command_id": event["command_id"], "status": status},
+                ),
             )
 
     def _store_result(self, event: dict, status: str, response, code: str, error: str) -> None:
