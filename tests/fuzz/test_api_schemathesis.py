@@ -12,7 +12,8 @@ import traceback
 import pytest
 import schemathesis
 from django.core.management import call_command
-from django.core.signals import got_request_exception
+from django.core.signals import got_request_exception, request_finished, request_started
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import given
 from hypothesis import strategies as st
@@ -97,6 +98,10 @@ def _fuzz_every_operation(token: str, quick_examples: int) -> list[str]:
         server_errors.append(traceback.format_exc())
 
     got_request_exception.connect(record)
+    # As Django's test client does: the WSGI handler would otherwise close the test's
+    # connection at each request (it is inside the test's transaction, so never autocommit).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
         for result in schema.get_all_operations():
             operation = result.ok()
@@ -122,6 +127,8 @@ def _fuzz_every_operation(token: str, quick_examples: int) -> list[str]:
                 failures.append(str(exc)[:4000])
     finally:
         got_request_exception.disconnect(record)
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return failures
 
 
