@@ -15,6 +15,13 @@ handshake from that identity or address is refused before any password is looked
 right one included, until the window that started with the first failure ends: a guesser gets
 at most the limit's worth of tries per window, and checking hashes for him costs nothing. Each
 failure and each lock-out is logged on ``chargedesk.security`` with identity and address.
+
+Cache down (Redis restarting). The right password still opens the door: the slow hash is
+checked for every handshake (no fingerprint), and failures are neither counted nor enforced
+until the cache answers again. Refusing every charger because a counter cannot be read would
+turn a Redis outage into a network outage; a guesser meanwhile pays the slow hash on every try,
+and the bound on concurrent handshakes (``stations.ocpp.handshakes``) caps how fast he tries.
+Each handshake checked without the cache is logged on ``chargedesk.security``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,16 @@ def _fingerprint(charge_point, password: str) -> str:
     return salted_hmac(FINGERPRINT_SALT, value, algorithm="sha256").hexdigest()
 
 
+def _cache(call, *args, what: str, default=None, **kwargs):
+    """A cache call that must not fail a handshake: on a cache error (Redis down) log it and
+    return ``default``."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as error:  # the Redis client's errors are no Django exception
+        security_log.warning("charger authentication without the cache (%s): %r", what, error)
+        return default
+
+
 def _counters(identity: str, ip: str | None) -> dict[str, tuple[str, int]]:
     """Failure counter key → (what it counts, its limit)."""
     counters = {f"ocpp:authfail:id:{identity}": ("identity", settings.OCPP_AUTH_FAILURES_PER_IDENTITY)}
@@ -55,7 +72,7 @@ class Door:
         self.counters = _counters(identity, ip)
         self.use_fingerprints = settings.OCPP_AUTH_CACHE_SECONDS > 0
         keys = list(self.counters) + ([self.fingerprint_key] if self.use_fingerprints else [])
-        self.seen = cache.get_many(keys)
+        self.seen = _cache(cache.get_many, keys, what="failure counts not checked", default={})
 
     @property
     def locked(self) -> str | None:
@@ -84,7 +101,13 @@ class Door:
             return True
         if not charge_point.check_password(password):
             return False
-        cache.set(self.fingerprint_key, fingerprint, settings.OCPP_AUTH_CACHE_SECONDS)
+        _cache(
+            cache.set,
+            self.fingerprint_key,
+            fingerprint,
+            settings.OCPP_AUTH_CACHE_SECONDS,
+            what="fingerprint not kept",
+        )
         return True
 
     def failed(self, reason: str) -> None:
@@ -99,13 +122,9 @@ def record_failure(*, identity: str, ip: str | None, reason: str) -> None:
         "charger authentication failed: identity=%s ip=%s reason=%s", identity, ip or "-", reason
     )
     for key, (what, limit) in _counters(identity, ip).items():
-        # add() opens the window with the first failure; incr() keeps its expiry (a fixed window).
-        cache.add(key, 0, window)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr: this failure opens a new window
-            cache.add(key, 1, window)
-            count = 1
+        count = _cache(_count, key, window, what="failure not counted")
+        if count is None:
+            continue
         if limit > 0 and count == limit:
             security_log.warning(
                 "charger handshakes locked out for %s s: too many failures for this %s "
@@ -116,3 +135,13 @@ def record_failure(*, identity: str, ip: str | None, reason: str) -> None:
                 ip or "-",
                 count,
             )
+
+
+def _count(key: str, window: int) -> int:
+    # add() opens the window with the first failure; incr() keeps its expiry (a fixed window).
+    cache.add(key, 0, window)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: this failure opens a new window
+        cache.add(key, 1, window)
+        return 1

@@ -228,23 +228,29 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.ctx is None:
             return
         m.OCPP_CONNECTIONS.dec()
-        # Redis down must not keep the charger shown online: its membership expires anyway.
-        await self._layer("group_discard", self.channel_layer.group_discard(self.group, self.channel_name))
+        # The database first: whatever the channel layer does next (Redis down: errors, or a
+        # wait until its timeout, during which the server may cancel us), the charger is shown
+        # offline and its commands in flight are closed.
         pending = ([self.in_flight] if self.in_flight else []) + list(self.outbox)
         if self.in_flight:
             self.in_flight["timer"].cancel()
         self.in_flight, self.outbox = None, deque()
+        try:
+            await _retrying(services.charger_disconnected)(
+                charge_point_id=self.ctx.charge_point_id,
+                operator_id=self.ctx.operator_id,
+                connected_at=self.connected_at,
+                at=timezone.now(),
+            )
+        except Exception:  # the database down: the silent-charger sweep marks it offline later
+            logger.exception("%s: could not record the disconnect", self.identity)
         for event in pending:
             await self._finish(
                 event, CommandStatus.OFFLINE, error="Connection closed before the charger answered."
             )
-        await _retrying(services.charger_disconnected)(
-            charge_point_id=self.ctx.charge_point_id,
-            operator_id=self.ctx.operator_id,
-            connected_at=self.connected_at,
-            at=timezone.now(),
-        )
         logger.info("disconnected %s (code %s)", self.identity, code)
+        # Redis down must not end this with an error: the group membership expires anyway.
+        await self._layer("group_discard", self.channel_layer.group_discard(self.group, self.channel_name))
 
     async def ocpp_takeover(self, event):
         if event["channel"] != self.channel_name:

@@ -314,3 +314,40 @@ def test_lockout_window_is_fixed_from_the_first_failure(run, cp, limits):
 
     waited = run(scenario())
     assert waited is not None and waited <= limits.OCPP_AUTH_FAILURE_WINDOW + 1
+
+
+@pytest.fixture
+def cache_down(settings):
+    """The cache is a Redis nobody listens on (Redis restarting)."""
+    from tests.conftest import _free_port
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{_free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    return settings
+
+
+def test_with_the_cache_down_the_right_password_still_opens_and_a_wrong_one_does_not(
+    run, cp, limits, cache_down, hash_checks, caplog
+):
+    caplog.set_level(logging.WARNING, logger="chargedesk.security")
+
+    async def scenario():
+        wrong = [await attempt("CP-A", WRONG) for _ in range(4)]  # past the limit of 3
+        return wrong, await attempt("CP-A"), await attempt("CP-A")
+
+    wrong, right, again = run(scenario())
+    assert wrong == [False] * 4
+    # Nothing could be counted, so nothing is locked out: the right password is let in, each
+    # time through the slow hash (no fingerprint could be kept either).
+    assert (right, again) == (True, True)
+    assert hash_checks == ["CP-A"] * 6
+    lines = security_lines(caplog)
+    assert any("without the cache (failure counts not checked)" in line for line in lines), lines
+    assert any("without the cache (failure not counted)" in line for line in lines), lines
+    cp.refresh_from_db()
+    assert cp.is_connected is False  # each admitted socket closed again and was recorded so
