@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+FUZZ_SECONDS ?= 60
 
-.PHONY: install run test lint fmt check-deploy clean
+.PHONY: install run test fuzz lint fmt check-deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,19 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long fuzz runs: hypothesis' "fuzz" profile over tests/fuzz, then FUZZ_SECONDS of atheris
+# (coverage-guided) on the OCPP frame path (bench/fuzz_ocpp_atheris.py; crash inputs in var/fuzz/).
+fuzz: install
+	@$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]' || \
+		echo "make fuzz: could not install the fuzz extra (atheris) on $$($(BIN)/python -V); running hypothesis only" >&2
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
+	@if $(BIN)/python -c 'import atheris' 2>/dev/null; then \
+		echo "$(BIN)/python bench/fuzz_ocpp_atheris.py -max_total_time=$(FUZZ_SECONDS)"; \
+		$(BIN)/python bench/fuzz_ocpp_atheris.py -max_total_time=$(FUZZ_SECONDS); \
+	else \
+		echo "make fuzz: atheris SKIPPED: it is not installed for $$($(BIN)/python -V) (pip install 'atheris==3.0.0' failed above)" >&2; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -103,7 +103,9 @@ def parse(text: str) -> Frame:
                 "A CALLERROR is [4, UniqueId, ErrorCode, ErrorDescription, {details}].",
                 unique_id=unique_id,
             )
-        description = msg[3] if isinstance(msg[3], str) else str(msg[3])
+        # Not a string, as the spec wants: kept as its JSON (str() of a list nested a thousand
+        # deep, which orjson reads, would exhaust Python's recursion limit).
+        description = msg[3] if isinstance(msg[3], str) else _json_text(msg[3])
         details = msg[4] if len(msg) > 4 else {}
         return Frame(
             CALLERROR, unique_id, error_code=msg[2], error_description=description, error_details=details
@@ -127,22 +129,45 @@ def _bounded(node):
 
 
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    # A loop, not recursion: orjson reads arrays nested up to 1024 deep, past Python's
+    # recursion limit.
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value)  # the keys
+            pending.extend(value.values())
     return False
 
 
+def _json_text(value: Any) -> str:
+    try:
+        return dumps(value)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
+        return "(not a string)"
+
+
 @functools.cache
+def _schema_names(protocol: str) -> frozenset[str]:
+    return frozenset(path.stem for path in SCHEMA_DIRS[protocol].glob("*.json"))
+
+
 def _validator(protocol: str, schema_name: str):
-    if not schema_name.isalnum():  # an action name from the wire is no path
+    # An action name from the wire is looked up, never made into a path (one too long for the
+    # file system raised OSError) nor cached (any number of distinct names would be kept).
+    if schema_name not in _schema_names(protocol):
         return None
+    return _compiled(protocol, schema_name)
+
+
+@functools.cache
+def _compiled(protocol: str, schema_name: str):
     path = SCHEMA_DIRS[protocol] / f"{schema_name}.json"
-    if not path.exists():
-        return None
     schema = json.loads(path.read_text(encoding="utf-8-sig"))
     return jsonschema_rs.validator_for(_bounded(schema))
 
