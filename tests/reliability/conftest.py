@@ -161,6 +161,35 @@ def redis_stack(transactional_db, settings, private_redis):
     stop_process(proc)
 
 
+def answered_by_kind(cp):
+    """What `cp` got a CALLRESULT for: (Counter of meter sample keys (connector, timestamp,
+    measurand, phase), StartTransaction bodies, StopTransaction bodies)."""
+    from collections import Counter
+
+    from django.utils.dateparse import parse_datetime
+
+    samples = Counter()
+    starts = []
+    stops = []
+    for action, body in cp.answered:
+        if action == "MeterValues":
+            for mv in body["meterValue"]:
+                at = parse_datetime(mv["timestamp"])
+                for sv in mv["sampledValue"]:
+                    key = (
+                        body["connectorId"],
+                        at,
+                        sv.get("measurand", "Energy.Active.Import.Register"),
+                        sv.get("phase", ""),
+                    )
+                    samples[key] += 1
+        elif action == "StartTransaction":
+            starts.append(body)
+        elif action == "StopTransaction":
+            stops.append(body)
+    return samples, starts, stops
+
+
 def assert_nothing_answered_lost(chargers):
     """Every MeterValues sample, StartTransaction and StopTransaction a charger got a CALLRESULT
     for is stored exactly once."""
@@ -171,25 +200,7 @@ def assert_nothing_answered_lost(chargers):
     from sessions.models import MeterSample, Transaction
 
     for cp in chargers:
-        samples = Counter()
-        starts = []
-        stops = []
-        for action, body in cp.answered:
-            if action == "MeterValues":
-                for mv in body["meterValue"]:
-                    at = parse_datetime(mv["timestamp"])
-                    for sv in mv["sampledValue"]:
-                        key = (
-                            body["connectorId"],
-                            at,
-                            sv.get("measurand", "Energy.Active.Import.Register"),
-                            sv.get("phase", ""),
-                        )
-                        samples[key] += 1
-            elif action == "StartTransaction":
-                starts.append(body)
-            elif action == "StopTransaction":
-                stops.append(body)
+        samples, starts, stops = answered_by_kind(cp)
         assert samples, f"{cp.id}: no MeterValues were answered at all"
         stored = Counter(
             (s.connector_number, s.timestamp, s.measurand, s.phase)
@@ -217,3 +228,100 @@ def assert_nothing_answered_lost(chargers):
             assert tx is not None and tx.stopped_at is not None, (
                 f"{cp.id}: answered StopTransaction {body} not stored"
             )
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb into a temporary directory, a free port on
+    127.0.0.1, trust auth, fsync off), so a test may crash it: never the shared server."""
+
+    def __init__(self, database: str = "chargedesk"):
+        import tempfile
+
+        self.port = _free_port()
+        self.database = database
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        # Not pytest's tmp_path: as root that is private to root, and the server runs as postgres.
+        self.dir = Path(tempfile.mkdtemp(prefix="chargedesk-pg-"))
+        self.data = self.dir / "data"
+        self._as_owner = []
+        if os.geteuid() == 0:  # initdb refuses root: the cluster belongs to postgres
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+            self._as_owner = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *args: str, timeout: float = 60):
+        done = subprocess.run(
+            [*self._as_owner, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(args[0]).name} failed: {done.stdout}{done.stderr}{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        log = self.dir / "server.log"
+        return "\n" + log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def init(self):
+        self._run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
+        self.start()
+        import psycopg
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def dsn(self, database: str | None = None) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database or self.database}"
+
+    def start(self):
+        # fsync off only skips the flush to disk: a commit still reaches the kernel before it is
+        # acknowledged, so a server crash (not the machine's) loses nothing acknowledged.
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
+        log = str(self.dir / "server.log")
+        self._run(
+            str(PG_BIN / "pg_ctl"), "start", "-D", str(self.data), "-l", log, "-w", "-t", "30", "-o", options
+        )
+
+    def crash(self):
+        """Immediate stop: the server processes quit at once, as in a crash; the next start
+        runs crash recovery."""
+        self._run(str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w")
+
+    def cleanup(self):
+        import shutil
+
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(Exception):
+                self.crash()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres(settings):
+    """A private PostgreSQL cluster, initialised and running, with an empty database."""
+    # The suite runs on SQLite without services; this fault test belongs with the real stack.
+    _need(settings.USING_POSTGRES, "needs PostgreSQL (set DATABASE_URL=postgres://…)")
+    _need(
+        all((PG_BIN / name).exists() for name in ("initdb", "pg_ctl", "postgres")),
+        f"needs the PostgreSQL 15 server binaries in {PG_BIN} (apt-get install postgresql-15)",
+    )
+    server = PrivatePostgres()
+    try:
+        server.init()
+        yield server
+    finally:
+        server.cleanup()
