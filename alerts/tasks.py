@@ -12,11 +12,7 @@ from celery import shared_task
 logger = logging.getLogger("chargedesk.alerts")
 
 
-# No result: nobody waits for one, and asking the result backend to watch for it would make
-# the publisher (an OCPP charger's database thread) wait out a Redis outage.
-@shared_task(
-    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5, ignore_result=True
-)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def handle_event(name: str, data: dict) -> None:
     """A domain event → the alerts it raises (alerts.rules)."""
     from alerts import rules
