@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET, require_POST
 
+from config.security_headers import with_stripe
 from sessions.models import Transaction
 from stations.models import ChargePoint, CommandStatus, RegistrationStatus, User
 from stations.selectors import charge_points_for
@@ -173,6 +174,7 @@ def _stripe_context() -> dict:
 
 @_driver_required
 @require_GET
+@with_stripe
 def payment(request):
     """Payment & invoices: cards, adding one, a debt to pay, invoices, sessions and their cost."""
     user = request.user
@@ -324,6 +326,7 @@ def guest_status_url(payment_id: int) -> str:
 
 
 @require_GET
+@with_stripe
 def guest_pay(request, identity: str, connector: int):
     """The page a connector's QR code opens: the price, then pay by card and charge."""
     from billing.tariffs import describe, display, tariff_for

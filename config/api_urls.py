@@ -1,7 +1,8 @@
 """REST API v1: one router for every app, the OpenAPI schema and its interactive docs."""
 
+from csp.decorators import csp_update
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from alerts.api import (
@@ -23,6 +24,7 @@ from billing.api import (
 )
 from billing.api_reports import ReportJobViewSet, ReportSummaryView
 from billing.api_tariffs import SessionCostView, StationTariffView, TariffAssignmentViewSet, TariffViewSet
+from config.security_headers import API_DOCS_CSP
 from diagnostics.api import FirmwareCampaignViewSet, IncidentViewSet, LogUploadViewSet, TicketViewSet
 from diagnostics.api_health import HealthView, UptimeView
 from sessions.api import AuthTokenView, IdTokenViewSet, MeView, SessionViewSet
@@ -34,6 +36,9 @@ from stations.api import (
     SiteViewSet,
     StationViewSet,
 )
+
+# The API docs: the split Swagger view serves its init script from a URL ('self'), not inline.
+docs_csp = csp_update(API_DOCS_CSP)
 
 router = DefaultRouter()
 router.register("stations", StationViewSet, basename="station")
@@ -87,7 +92,7 @@ urlpatterns = [
     ),
     path("me/sessions/<int:pk>/cost/", SessionCostView.as_view(), name="me-session-cost"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api:schema")), name="docs"),
+    path("redoc/", docs_csp(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
     path("", include(router.urls)),
 ]

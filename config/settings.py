@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 
 from config.logs import logging_config
+from config.security_headers import CSP_DIRECTIVES, permissions_policy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "csp",
     "stations",
     "sessions.apps.ChargingConfig",
     "diagnostics",
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -263,6 +267,10 @@ if PRODUCTION:
     # The health endpoints are probed over plain HTTP by the load balancer.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$", r"^metrics$"]
 
+# Content-Security-Policy on every response (config/security_headers.py); PERMISSIONS_POLICY is
+# set after the Stripe settings (Stripe's frame may ask for payment).
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": CSP_DIRECTIVES}
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Logs: "json" (one object a line, for log collectors) by default in production, "plain"
@@ -369,6 +377,7 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+PERMISSIONS_POLICY = permissions_policy(STRIPE_JS_URL)
 # The amount held on a card when a session starts (in the tariff's currency); the actual cost
 # is captured at the end (at most this much; above it a second charge is made).
 BILLING_PREAUTH_AMOUNT = env.str("BILLING_PREAUTH_AMOUNT", default="50.00")

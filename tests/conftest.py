@@ -206,6 +206,28 @@ def browser_page():
 
 
 @pytest.fixture
+def csp_violations(browser_page):
+    """What the pages of ``browser_page`` broke of the Content-Security-Policy: each violation
+    the browser reports (its 'securitypolicyviolation' event, and a console message that
+    names the policy), as text. Registered before any page loads."""
+    seen = []
+    browser_page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error("
+        "'CSP violation: ' + e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline') +"
+        " ' at ' + e.sourceFile + ':' + e.lineNumber));"
+    )
+    browser_page.on(
+        "console",
+        lambda msg: (
+            seen.append(msg.text)
+            if "CSP violation" in msg.text or "Content Security Policy" in msg.text
+            else None
+        ),
+    )
+    return seen
+
+
+@pytest.fixture
 def smtp_server(settings):
     """A real SMTP server (aiosmtpd) on a free port, with Django's SMTP backend pointed at it.
     Yields the list of received ``email.message.EmailMessage`` objects."""

@@ -16,7 +16,7 @@ def _login(page, base_url, email):
 
 
 def test_operator_logs_in_and_sees_dashboard_with_network(
-    asgi_server, browser_page, operator_admin, other_operator
+    asgi_server, browser_page, csp_violations, operator_admin, other_operator
 ):
     site = SiteFactory(operator=operator_admin.operator, name="Amsterdam Centraal")
     cp = ChargePointFactory(site=site, identity="VW-AMS-01")
@@ -40,9 +40,13 @@ def test_operator_logs_in_and_sees_dashboard_with_network(
     page.click("text=VW-AMS-01")
     page.wait_for_url("**/charge-points/VW-AMS-01/**")
     assert "GroundFailure" in page.inner_text("body")
+    # The live dashboard and the charge point's page (socket, charts) keep to the
+    # Content-Security-Policy: no inline script or style, nothing from elsewhere.
+    page.wait_for_load_state("networkidle")
+    assert csp_violations == []
 
 
-def test_driver_logs_in_and_sees_account_page(asgi_server, browser_page, driver):
+def test_driver_logs_in_and_sees_account_page(asgi_server, browser_page, csp_violations, driver):
     IdTokenFactory(driver=driver, token="04AABBCCDD", label="Blue card")
     page = browser_page
     _login(page, asgi_server, driver.email)
@@ -50,4 +54,5 @@ def test_driver_logs_in_and_sees_account_page(asgi_server, browser_page, driver)
     body = page.inner_text("body")
     assert "Blue card" in body
     assert driver.email in body
+    assert csp_violations == []
     assert page.goto(f"{asgi_server}/dashboard/").status == 403

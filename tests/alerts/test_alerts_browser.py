@@ -81,7 +81,7 @@ def test_a_new_notification_appears_without_a_reload(asgi_server, browser_page, 
     first = page.locator("[data-notification-list] > li").first
     first.wait_for()
     page.wait_for_function(
-        f"document.querySelector('[data-notification-list] > li').dataset.notification === '{notification.pk}'"
+        f"() => document.querySelector('[data-notification-list] > li').dataset.notification === '{notification.pk}'"
     )
     assert first.locator("[data-field=title]").inner_text() == "Charging finished"
     assert first.locator("[data-field=body]").inner_text() == "12.5 kWh in 1 h 05 min"

@@ -10,7 +10,9 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
-def test_driver_saves_a_card_with_stripe_elements(localstripe, asgi_server, browser_page, driver):
+def test_driver_saves_a_card_with_stripe_elements(
+    localstripe, asgi_server, browser_page, csp_violations, driver
+):
     page = browser_page
     problems = []
     page.on("pageerror", lambda error: problems.append(str(error)))
@@ -35,6 +37,8 @@ def test_driver_saves_a_card_with_stripe_elements(localstripe, asgi_server, brow
     row = page.inner_text("tr[data-card='4242']")
     assert "Visa" in row and "Default" in row and "12/2031" in row
     assert "Card Visa •••• 4242 saved." in page.inner_text(".messages")
+    # Stripe.js (here localstripe's stand-in) is the one origin the card page's policy adds.
+    assert csp_violations == []
     saved = PaymentMethod.objects.get(user=driver)
     assert saved.stripe_id.startswith("pm_") and saved.is_default
     # No wallet button where the browser (and this Stripe.js) offers none.

@@ -67,7 +67,7 @@ def test_uptime_and_charge_point_charts_render(asgi_server, browser_page, operat
     assert "VW-CHART-1" in page.inner_text("main")
 
     page.goto(f"{asgi_server}/charge-points/VW-CHART-1/")
-    page.wait_for_function("document.querySelectorAll('#health canvas[data-chart-ready]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#health canvas[data-chart-ready]').length === 2")
     size = page.evaluate(
         "(() => { const c = document.querySelector('#health canvas'); return [c.width, c.height]; })()"
     )

@@ -82,6 +82,32 @@ print("session-secure", settings.SESSION_COOKIE_SECURE, settings.SESSION_COOKIE_
     assert "session-secure True True" in out
 
 
+def test_a_production_html_page_carries_the_content_security_and_permissions_policies():
+    probe = (
+        SETUP
+        + """
+from django.test import Client, override_settings
+# The page's {% static %} needs a manifest (collectstatic); the headers do not depend on it.
+plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+from django.conf import settings
+with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain}):
+    r = Client(HTTP_HOST="chargedesk.example").get("/accounts/login/", secure=True)
+print(r.status_code, r["Content-Type"])
+print("CSP =", r.headers.get("Content-Security-Policy"))
+print("PP =", r.headers.get("Permissions-Policy"))
+"""
+    )
+    result = _run(["-c", probe], **_production())
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" = ", 1) for line in result.stdout.splitlines()[1:])
+    assert result.stdout.startswith("200 text/html")
+    csp = {d.split()[0]: d.split()[1:] for d in lines["CSP"].split("; ")}
+    assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+    assert csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    assert "geolocation=(self)" in lines["PP"] and "camera=()" in lines["PP"]
+    assert 'payment=(self "https://js.stripe.com")' in lines["PP"]
+
+
 def test_no_secret_looking_literal_is_a_production_default():
     # The one literal key is the development default, which production never reads.
     text = (ROOT / "config" / "settings.py").read_text()

@@ -307,7 +307,7 @@ def test_dashboard_follows_a_charger_without_a_reload(asgi_server, browser_page,
         page.wait_for_selector(f'[data-connectivity="{cp.pk}"] .conn-online')
         page.wait_for_selector(f'[data-connector-status="{cp.pk}:1"] .badge-faulted')
         page.wait_for_function(
-            "document.querySelector('[data-tile=\"faulted\"] .tile-value').textContent === '1'"
+            "() => document.querySelector('[data-tile=\"faulted\"] .tile-value').textContent === '1'"
         )
     finally:
         done.set()
