@@ -320,3 +320,79 @@ def test_get_configuration_result_is_stored(run, cp):
     run(scenario())
     keys = dict(cp.configuration.values_list("key", "readonly"))
     assert keys == {"HeartbeatInterval": False, "NumberOfConnectors": True}
+
+
+# Regressions for the three crashes atheris found in protocol.py (commit 54866dc). Each frame is
+# answered (or, a CALLERROR, taken) as the protocol says, and the connection goes on.
+DEEP = 1000  # orjson reads arrays nested up to 1024 deep, far past Python's recursion limit
+
+
+def test_a_nul_nested_a_thousand_deep_gets_property_constraint_violation(run, cp):
+    frame = (
+        '[2, "nul", "DataTransfer", {"vendorId": "x", "data": ' + "[" * DEEP + '"\\u0000"' + "]" * DEEP + "}]"
+    )
+
+    async def scenario():
+        charger = Charger("CP-1")
+        await charger.connect()
+        error = await charger.raw(frame)
+        alive = await charger.call("Heartbeat", {})
+        await charger.close()
+        return error, alive
+
+    error, alive = run(scenario())
+    assert error[:3] == [4, "nul", "PropertyConstraintViolation"]
+    assert "NUL" in error[3]
+    assert alive[0] == 3
+    logged = OcppMessage.objects.get(charge_point=cp, direction="in", unique_id="nul")
+    assert "\x00" not in logged.raw
+
+
+def test_a_callerror_whose_description_is_nested_a_thousand_deep_ends_the_command_as_an_error(run, cp):
+    result = {}
+
+    async def scenario():
+        charger = Charger("CP-1")
+        await charger.connect()
+        task = asyncio.create_task(send_command_async(cp, "ClearCache", {}, timeout=10))
+        call = await charger.receive()
+        description = "[" * DEEP + "]" * DEEP
+        await charger.comm.send_to(text_data=f'[4, "{call[1]}", "InternalError", {description}, {{}}]')
+        result["cmd"] = await task
+        # A CALLERROR is never answered; the charger's next CALL is.
+        nothing = await charger.comm.receive_nothing(timeout=0.2)
+        alive = await charger.call("Heartbeat", {})
+        await charger.close()
+        return nothing, alive
+
+    nothing, alive = run(scenario())
+    command = result["cmd"]
+    assert command.status == CommandStatus.ERROR
+    assert command.error_code == "InternalError"
+    assert isinstance(command.error_description, str) and command.error_description
+    assert nothing and alive[0] == 3
+
+
+def test_an_action_name_too_long_for_a_file_name_is_not_implemented(run, cp):
+    from stations.ocpp import protocol
+
+    action = "A" * 4096  # past any file system's name limit (255 bytes)
+    for name in ("Heartbeat", "HeartbeatResponse"):
+        protocol.has_schema("ocpp1.6", name)
+    cached = protocol._compiled.cache_info().currsize
+
+    async def scenario():
+        charger = Charger("CP-1")
+        await charger.connect()
+        error = await charger.call(action, {}, unique_id="long")
+        other = await charger.call(action[:-1] + "B", {}, unique_id="long2")
+        alive = await charger.call("Heartbeat", {})
+        await charger.close()
+        return error, other, alive
+
+    error, other, alive = run(scenario())
+    assert error[:3] == [4, "long", "NotImplemented"]
+    assert other[:3] == [4, "long2", "NotImplemented"]
+    assert alive[0] == 3
+    # Names from the wire are not kept: only real schemas are compiled and cached.
+    assert protocol._compiled.cache_info().currsize == cached
