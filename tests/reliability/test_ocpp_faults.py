@@ -91,13 +91,19 @@ def test_redis_restart_mid_traffic_loses_no_answered_meter_value_and_commands_wo
         # (its consumer joined the group the restarted Redis had forgotten).
         # A consumer notices the restart at its next channel-layer call; until it has joined
         # again a command may time out (bounded here).
+        tries = {}
         for identity in IDENTITIES:
+            tries[identity] = []
             wait_until(
-                lambda identity=identity: "Accepted" in _ocpp_command(env, identity, check=False),
+                lambda identity=identity: (
+                    tries[identity].append(_ocpp_command(env, identity, check=False))
+                    or "Accepted" in tries[identity][-1]
+                ),
                 30,
                 f"a command answered by {identity} after the Redis restart",
                 interval=1,
             )
+        print(f"\ncommands after the Redis restart: {tries}")
         for cp in cps:
             chargers.do(cp.stop_session(1, reason="Local"))
     finally:
@@ -125,7 +131,8 @@ def test_a_charger_connecting_while_redis_is_down_is_admitted_and_reachable_once
         # checked the slow way, the charger is admitted and what it says is stored.
         cp = chargers.start(identity, **TRAFFIC)
         assert cp.online and cp.booted
-        chargers.do(cp.start_session(1, _tag(identity)))
+        started = chargers.do(cp.start_session(1, _tag(identity)))
+        assert started.accepted and started.transaction_id, started
         wait_until(lambda: _answered_meter_values(cp) >= 3, 15, "meter values while Redis is down")
         assert ChargePoint.objects.get(identity=identity).is_connected
 
@@ -138,6 +145,7 @@ def test_a_charger_connecting_while_redis_is_down_is_admitted_and_reachable_once
             interval=1,
         )
         chargers.do(cp.stop_session(1, reason="Local"))
+        assert any(action == "StopTransaction" for action, _ in cp.answered), "StopTransaction unanswered"
         assert cp.connects == 1
     finally:
         chargers.close()
