@@ -32,7 +32,7 @@ from alerts.models import (
 )
 from alerts.services import preferences, webhooks
 from stations import selectors
-from stations.api import IDENTITY_REGEX
+from stations.api import IDENTITY_REGEX, OperatorField
 from stations.models import ChargePoint, Operator, User
 from stations.permissions import IsOperatorStaff
 
@@ -480,11 +480,18 @@ class FavouriteStationViewSet(
         data = FavouriteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         identity = data.validated_data["charge_point"]
+        # One answer for a charge point that does not exist and one the caller may not follow
+        # (not public, another operator's): which identities exist elsewhere stays unknown.
         charge_point = (
-            ChargePoint.objects.select_related("site", "operator").filter(identity=identity).first()
+            selectors.findable_charge_points(request.user)
+            .select_related("site", "operator")
+            .filter(identity=identity)
+            .first()
         )
         if charge_point is None:
-            raise serializers.ValidationError({"charge_point": f"There is no charge point “{identity}”."})
+            raise serializers.ValidationError(
+                {"charge_point": f"There is no public charge point “{identity}”."}
+            )
         preferences.add_favourite(user=request.user, charge_point=charge_point)
         return Response(FavouriteStationSerializer(charge_point).data, status=status.HTTP_201_CREATED)
 
@@ -511,11 +518,8 @@ def _operator_for_create(request, named: Operator | None) -> Operator:
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    operator = serializers.SlugRelatedField(
-        slug_field="slug",
-        queryset=Operator.objects.all(),
-        required=False,
-        help_text="The operator (slug); only a superuser chooses, staff always get their own.",
+    operator = OperatorField(
+        help_text="The operator (slug); only a superuser chooses, staff always get their own."
     )
     url = serializers.CharField(max_length=500, help_text="Where alerts are POSTed; https.")
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import django_filters
 from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -15,10 +16,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import choices_for
 from sessions.models import Transaction
 from stations.models import ChargePoint, Connector, RegistrationStatus, Site
 from stations.permissions import IsOperatorStaff
-from stations.selectors import charge_points_for, operators_for, sites_for
+from stations.selectors import charge_points_for, findable_charge_points, operators_for, sites_for
 
 from .models import ComponentType, CustomerGroup, DayOfWeek, SessionCharge, Tariff, TariffAssignment
 from .services.charges import estimate
@@ -88,8 +90,9 @@ class StationTariffView(APIView):
             connector = int(request.query_params.get("connector", 1))
         except ValueError:
             raise serializers.ValidationError({"connector": ["A connector number, e.g. 1."]}) from None
+        # A station that is not public has no tariff to show, except to its operator's staff.
         charge_point = get_object_or_404(
-            ChargePoint.objects.select_related("site"),
+            findable_charge_points(request.user).select_related("site"),
             identity=identity,
             registration_status=RegistrationStatus.ACCEPTED,
         )
@@ -413,13 +416,27 @@ class TariffAssignmentSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class TariffAssignmentFilter(django_filters.FilterSet):
+    tariff = django_filters.ModelChoiceFilter(
+        queryset=choices_for(lambda user: Tariff.objects.filter(operator__in=operators_for(user)))
+    )
+    site = django_filters.ModelChoiceFilter(queryset=choices_for(sites_for))
+    customer_group = django_filters.ModelChoiceFilter(
+        queryset=choices_for(lambda user: CustomerGroup.objects.filter(operator__in=operators_for(user)))
+    )
+
+    class Meta:
+        model = TariffAssignment
+        fields = ["tariff", "site", "customer_group"]
+
+
 class TariffAssignmentViewSet(viewsets.ModelViewSet):
     """Where and to whom the operator's tariffs apply, and when. The most specific place wins
     (connector, charge point, site, the whole network); a customer group's over everyone's."""
 
     serializer_class = TariffAssignmentSerializer
     permission_classes = [IsOperatorStaff]
-    filterset_fields = ["tariff", "site", "customer_group"]
+    filterset_class = TariffAssignmentFilter
     ordering_fields = ["id", "valid_from"]
     ordering = ["id"]
 

@@ -1,8 +1,10 @@
-"""Shared REST API plumbing: pagination and errors (the project's 400 and 500 handlers too)."""
+"""Shared REST API plumbing: pagination, errors (the project's 400 and 500 handlers too) and
+tenant-scoped filter choices."""
 
 import logging
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
@@ -21,6 +23,19 @@ logger = logging.getLogger("chargedesk.api")
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+def choices_for(selector):
+    """The ``queryset`` of a django-filter filter on a related object: only what
+    ``selector(user)`` lets the caller see. Another tenant's id is then refused exactly like an
+    id that does not exist; with the default (every row) it would filter to an empty page
+    while a made-up id is a 400, telling anyone which ids exist elsewhere."""
+
+    def choices(request):
+        # Schema generation builds the filters without a request.
+        return selector(request.user if request is not None else AnonymousUser())
+
+    return choices
 
 
 def exception_handler(exc, context):

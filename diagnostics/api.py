@@ -3,10 +3,10 @@ campaigns, for operator staff, scoped to their operator. Thin: the writes are se
 
 from __future__ import annotations
 
+import django_filters
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -20,6 +20,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config.api import choices_for
 from diagnostics.models import (
     Finding,
     FirmwareCampaign,
@@ -110,6 +111,14 @@ class IncidentDetailSerializer(IncidentSerializer):
         read_only_fields = fields
 
 
+class IncidentFilter(django_filters.FilterSet):
+    site = django_filters.ModelChoiceFilter(queryset=choices_for(selectors.sites_for))
+
+    class Meta:
+        model = Incident
+        fields = ["status", "kind", "site", "severity", "cause"]
+
+
 @extend_schema(tags=TAGS)
 @extend_schema_view(
     list=extend_schema(summary="The operator's incidents, newest first"),
@@ -117,7 +126,7 @@ class IncidentDetailSerializer(IncidentSerializer):
 )
 class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsOperatorStaff]
-    filterset_fields = ["status", "kind", "site", "severity", "cause"]
+    filterset_class = IncidentFilter
     search_fields = ["title", "charge_point__identity"]
     ordering_fields = ["opened_at", "last_seen_at"]
     ordering = ["-opened_at"]
@@ -198,6 +207,19 @@ class TicketStatusSerializer(serializers.Serializer):
     resolution_notes = serializers.CharField(required=False, allow_blank=True)
 
 
+def _staff_of(user: User):
+    return User.objects.filter(operator__in=selectors.operators_for(user))
+
+
+class TicketFilter(django_filters.FilterSet):
+    incident = django_filters.ModelChoiceFilter(queryset=choices_for(tickets.incidents_for))
+    assignee = django_filters.ModelChoiceFilter(queryset=choices_for(_staff_of))
+
+    class Meta:
+        model = Ticket
+        fields = ["status", "priority", "incident", "assignee"]
+
+
 @extend_schema(tags=TAGS)
 @extend_schema_view(
     list=extend_schema(summary="The operator's tickets, newest first"),
@@ -214,7 +236,7 @@ class TicketViewSet(
     """Technicians read and move their own tickets on; operator admins create and assign."""
 
     serializer_class = TicketSerializer
-    filterset_fields = ["status", "priority", "incident", "assignee"]
+    filterset_class = TicketFilter
     search_fields = ["title", "charge_point__identity"]
     ordering_fields = ["created_at", "updated_at"]
     ordering = ["-created_at"]
@@ -276,7 +298,10 @@ class TicketViewSet(
         data.is_valid(raise_exception=True)
         assignee = User.objects.filter(pk=data.validated_data["assignee"]).first()
         if assignee is None:
-            raise serializers.ValidationError({"assignee": "Assign a technician of this ticket's operator."})
+            # As the service words it for someone else's staff: an unknown id must look the same.
+            raise serializers.ValidationError(
+                {"assignee": ["Assign a technician of this ticket's operator."]}
+            )
         try:
             ticket = tickets.ticket_assign(ticket=ticket, assignee=assignee, by=request.user)
         except DjangoValidationError as error:
@@ -393,9 +418,11 @@ class LogUploadViewSet(
         data = LogUploadRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        charge_point = get_object_or_404(
-            selectors.charge_points_for(request.user), identity=values["charge_point"]
+        charge_point = (
+            selectors.charge_points_for(request.user).filter(identity=values["charge_point"]).first()
         )
+        if charge_point is None:
+            raise serializers.ValidationError({"charge_point": "No such charge point of yours."})
         try:
             upload = uploads.upload_request(
                 charge_point=charge_point,

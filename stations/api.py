@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+import django_filters
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
@@ -22,6 +23,8 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+from config.api import choices_for
 
 from . import selectors, services
 from .commands import send_command, send_command_many, validate_command
@@ -206,10 +209,16 @@ class StationViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class OperatorField(serializers.SlugRelatedField):
-    """The operator a new object belongs to: staff always get their own; a superuser names one."""
+    """The operator a new object belongs to: staff always get their own; a superuser names one.
+    Only operators the caller may see are valid: another operator's slug is refused like a
+    made-up one (accepting it would tell that it exists)."""
 
     def __init__(self, **kwargs):
-        super().__init__(slug_field="slug", queryset=Operator.objects.all(), required=False, **kwargs)
+        super().__init__(slug_field="slug", queryset=Operator.objects.none(), required=False, **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return selectors.operators_for(request.user) if request is not None else Operator.objects.none()
 
 
 def _operator_for_create(serializer: serializers.Serializer, attrs: dict) -> Operator:
@@ -405,6 +414,14 @@ class SiteViewSet(viewsets.ModelViewSet):
         return selectors.site_summaries(selectors.sites_for(self.request.user))
 
 
+class ChargePointFilter(django_filters.FilterSet):
+    site = django_filters.ModelChoiceFilter(queryset=choices_for(selectors.sites_for))
+
+    class Meta:
+        model = ChargePoint
+        fields = ["site", "registration_status", "is_connected", "protocol", "vendor", "status"]
+
+
 class ChargePointViewSet(viewsets.ModelViewSet):
     """The operator's charge points with their connectors, by identity."""
 
@@ -412,7 +429,7 @@ class ChargePointViewSet(viewsets.ModelViewSet):
     permission_classes = [IsOperatorStaff]
     lookup_field = "identity"
     lookup_value_regex = r"[A-Za-z0-9._:*@+\-]+"
-    filterset_fields = ["site", "registration_status", "is_connected", "protocol", "vendor", "status"]
+    filterset_class = ChargePointFilter
     search_fields = ["identity", "name", "vendor", "model", "serial_number"]
     ordering_fields = ["identity", "last_seen_at", "created_at"]
     ordering = ["identity"]

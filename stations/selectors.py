@@ -46,6 +46,17 @@ def charge_points_for(user: User) -> QuerySet[ChargePoint]:
     )
 
 
+def findable_charge_points(user: User) -> QuerySet[ChargePoint]:
+    """Charge points the user may look up by identity: accepted ones at public stations (what
+    the station finder shows), and for staff their own network as well. Anything else is
+    answered as if it did not exist."""
+    public = ChargePoint.objects.filter(
+        registration_status=RegistrationStatus.ACCEPTED, site__in=public_stations().values("pk")
+    )
+    own = ChargePoint.objects.filter(operator__in=operators_for(user))
+    return ChargePoint.objects.filter(Q(pk__in=public.values("pk")) | Q(pk__in=own.values("pk")))
+
+
 def status_counts(charge_points: QuerySet[ChargePoint]) -> dict[str, int]:
     """Counts for the dashboard tiles: charge points online/offline, connectors by state.
 

@@ -121,8 +121,10 @@ def test_staff_cannot_create_for_another_operator(api_as, operator_admin, other_
         WEBHOOKS, {"url": "https://hooks.example.com/in", "operator": other_operator.slug}
     )
 
-    assert response.status_code == 201
-    assert WebhookEndpoint.objects.get().operator == operator_admin.operator
+    # Refused as an unknown slug is: accepting it would tell that the operator exists.
+    assert response.status_code == 400
+    assert "operator" in response.json()
+    assert not WebhookEndpoint.objects.exists()
 
 
 def test_a_superuser_names_the_operator(api_as, superuser, other_operator):

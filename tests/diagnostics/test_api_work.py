@@ -149,7 +149,7 @@ def test_log_upload_request_and_list(
         upload.command.payload["location"] == f"https://csms.example.com/diagnostics/upload/{upload.token}/"
     )
     assert "token" not in body
-    assert client.post(f"{API}/log-uploads/", {"charge_point": "NG-0001"}).status_code == 404
+    assert client.post(f"{API}/log-uploads/", {"charge_point": "NG-0001"}).status_code == 400
     listed = client.get(f"{API}/log-uploads/?charge_point=VW-0001").json()["results"]
     assert [u["id"] for u in listed] == [upload.pk]
 
