@@ -17,6 +17,7 @@ from tests.factories import (
     SiteFactory,
     TechnicianFactory,
 )
+from tests.live import free_port as _free_port
 
 # CI sets this: a test that would be skipped for want of a service fails instead.
 REQUIRE_SERVICES = os.environ.get("CHARGEDESK_REQUIRE_SERVICES") == "1"
@@ -135,14 +136,6 @@ def _fresh_cache():
     yield
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def asgi_server(transactional_db):
     """The real ASGI application on a real uvicorn server, in a thread of this process
@@ -258,60 +251,13 @@ def smtp_server(settings):
 def asgi_process(transactional_db, settings):
     """ChargeDesk's ASGI application served by a real uvicorn process on the test database and
     the Redis channel layer (PostgreSQL and Redis required). Yields (base_url, env)."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
-
-    from django.db import connection
+    from tests.live import stack_env, start_asgi, stop_process
 
     _need(settings.USING_POSTGRES and bool(settings.REDIS_URL), "needs PostgreSQL and Redis")
-    db = connection.settings_dict
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=root,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the ASGI server did not start") from None
-            time.sleep(0.2)
+    env = stack_env()
+    base, proc = start_asgi(env)
     yield base, env
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 LOCK_WAIT = 5.0  # seconds, as SQLite's own busy timeout

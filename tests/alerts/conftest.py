@@ -5,9 +5,6 @@ server, and an HTTP webhook receiver."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.alerts.receivers import Receiver
+from tests.live import start_celery_worker, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -41,56 +39,18 @@ def alerts_stack(request, transactional_db, settings, smtp_server, monkeypatch):
         "EMAIL_URL": f"smtp://127.0.0.1:{settings.EMAIL_PORT}",
         "LOG_LEVEL": "WARNING",
     }
-    name = f"alerts-{os.getpid()}-{queue}"
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "-Q",
-            queue,
-            "--loglevel",
-            "WARNING",
-            "--hostname",
-            f"{name}@%h",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=worker_env,
+    worker = start_celery_worker(
+        worker_env, queue, f"alerts-{os.getpid()}-{queue}", pool="threads", concurrency=4
     )
     old_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue
     try:
-        deadline = time.monotonic() + 40
-        while not [r for r in app.control.ping(timeout=1) if f"{name}@" in next(iter(r))]:
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the Celery worker did not start")
         yield SimpleNamespace(base=base, emails=smtp_server, queue=queue)
     finally:
         app.conf.task_default_queue = old_queue
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker, timeout=20)
 
 
 def wait_for(fn, *, timeout: float = 30.0, interval: float = 0.2):
     """Poll ``fn`` until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {getattr(fn, '__name__', fn)}")
-        time.sleep(interval)
+    return wait_until(fn, timeout, interval=interval)

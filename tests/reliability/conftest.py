@@ -7,28 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import _free_port, _need
+from tests.conftest import _need
+from tests.live import ROOT, stack_env, start_asgi, stop_process, wait_until
+from tests.live import free_port as _free_port
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    """Poll `predicate` until it is truthy (returned) or `timeout` seconds pass (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+__all__ = ["ROOT", "stack_env", "start_asgi", "stop_process", "wait_until"]  # for the tests here
 
 
 class PrivateRedis:
@@ -88,66 +75,6 @@ def private_redis():
     if server.proc is not None:
         server.proc.kill()
         server.proc.wait(5)
-
-
-def stack_env(redis_url: str, database_url: str | None = None) -> dict:
-    from django.db import connection
-
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url or f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": redis_url,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Popen]:
-    """A uvicorn process serving ChargeDesk with `env`; returns (base URL, process) once it
-    answers /healthz."""
-    port = port or _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if proc.poll() is not None:
-            raise RuntimeError("the ASGI server exited")
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-            return True
-        except OSError:
-            return False
-
-    wait_until(up, 30, "the ASGI server to start", interval=0.2)
-    return base, proc
-
-
-def stop_process(proc: subprocess.Popen):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 
 import pytest
 from django.test import Client
@@ -17,7 +16,7 @@ from stations import api as stations_api
 from stations import views as stations_views
 from stations.models import OcppMessage, Site
 from tests.factories import CHARGER_PASSWORD, ChargePointFactory, ConnectorFactory
-from tests.reliability.conftest import ROOT, stack_env, stop_process, wait_until
+from tests.live import ROOT, stack_env, start_asgi, stop_process
 
 SITES = "/api/v1/operator/sites/"
 NEW_SITE = {
@@ -120,51 +119,15 @@ def served(transactional_db, settings):
     """ChargeDesk on a real uvicorn process with the WebSocket message limit `manage.py serve`
     gives it (--ws-max-size OCPP_WS_MAX_BYTES), on the test's PostgreSQL database. Yields the
     OCPP URL."""
-    import subprocess
-    import urllib.request
-
-    from tests.conftest import _free_port, _need
+    from tests.conftest import _need
 
     _need(settings.USING_POSTGRES, "needs PostgreSQL (set DATABASE_URL=postgres://…)")
     assert settings.OCPP_MAX_FRAME_BYTES < settings.OCPP_WS_MAX_BYTES
     cp = ChargePointFactory(identity=IDENTITY, is_connected=False)
     ConnectorFactory(charge_point=cp, connector_id=1)
-    port = _free_port()
-    # As stations/management/commands/serve.py runs it.
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ws-max-size",
-            str(settings.OCPP_WS_MAX_BYTES),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=stack_env(settings.REDIS_URL or ""),
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if proc.poll() is not None:
-            raise RuntimeError("the ASGI server exited")
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-            return True
-        except OSError:
-            return False
-
+    base, proc = start_asgi(stack_env(settings.REDIS_URL or ""))  # as manage.py serve runs it
     try:
-        wait_until(up, 30, "the ASGI server to start", interval=0.2)
-        yield f"ws://127.0.0.1:{port}/ocpp/{IDENTITY}", cp
+        yield f"{base.replace('http', 'ws', 1)}/ocpp/{IDENTITY}", cp
     finally:
         stop_process(proc)
 

@@ -15,6 +15,16 @@ from django.core.management.base import BaseCommand
 from config import periodic
 
 
+def uvicorn_command(host: str, port: int, *, workers: int = 1, log_level: str | None = None) -> list[str]:
+    """The ASGI server as ChargeDesk runs it (the tests start it so too): WebSocket messages
+    past OCPP_WS_MAX_BYTES closed with 1009, the client address from the proxy's headers."""
+    return [
+        sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
+        "--workers", str(workers), "--ws-max-size", str(settings.OCPP_WS_MAX_BYTES), "--proxy-headers",
+        "--lifespan", "off", *(["--log-level", log_level] if log_level else []),
+    ]  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Serve ChargeDesk on an ASGI server (uvicorn), with Celery worker and beat on the real stack."
 
@@ -37,25 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, workers, simulate, simulate_skip, **options):
         python = sys.executable
-        commands = {
-            "web": [
-                python,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--ws-max-size",
-                str(settings.OCPP_WS_MAX_BYTES),
-                "--proxy-headers",
-                "--lifespan",
-                "off",
-            ],
-        }
+        commands = {"web": uvicorn_command(host, port, workers=workers)}
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
             commands["worker"] = [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO"]
             commands["beat"] = [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"]
