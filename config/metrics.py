@@ -52,6 +52,7 @@ class DatabaseAndBrokerCollector:
         yield GaugeMetricFamily("chargedesk_chargers_connected", "", labels=["operator"])
         yield GaugeMetricFamily("chargedesk_chargers", "", labels=["operator"])
         yield GaugeMetricFamily("chargedesk_celery_queue_length", "", labels=["queue"])
+        yield GaugeMetricFamily("chargedesk_deferred_tasks", "")
 
     def collect(self):
         connected = GaugeMetricFamily(
@@ -79,6 +80,18 @@ class DatabaseAndBrokerCollector:
         except Exception:
             logger.warning("metrics: Celery queue lengths unavailable", exc_info=True)
         yield queues
+        try:
+            from config.models import DeferredTask
+
+            deferred = DeferredTask.objects.filter(given_up=False).count()
+        except Exception:
+            logger.warning("metrics: deferred tasks unavailable", exc_info=True)
+        else:
+            yield GaugeMetricFamily(
+                "chargedesk_deferred_tasks",
+                "Task calls kept while the broker was down, waiting to be relayed.",
+                value=deferred,
+            )
 
 
 def _chargers_by_operator() -> list[tuple[str, int, int]]:

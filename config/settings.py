@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "csp",
+    "config.apps.InfrastructureConfig",
     "stations",
     "sessions.apps.ChargingConfig",
     "diagnostics",
@@ -157,6 +158,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic work, in seconds. Celery beat runs it on the real stack; `manage.py serve` runs it
 # in-process when embedded (tasks eager, no broker).
 CELERY_BEAT_SCHEDULE = {
+    # Task calls kept while the broker was down (config/outbox.py), sent once it is back.
+    "relay-deferred-tasks": {
+        "task": "config.tasks.relay_deferred_tasks",
+        "schedule": env.float("CELERY_RELAY_SECONDS", default=15.0),
+    },
     "mark-silent-chargers-offline": {"task": "stations.tasks.mark_silent_chargers_offline", "schedule": 60.0},
     "expire-reservations": {"task": "sessions.tasks.expire_reservations", "schedule": 60.0},
     "diagnostic-sweep": {"task": "diagnostics.tasks.run_diagnostic_sweep", "schedule": 300.0},

@@ -89,17 +89,25 @@ def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Pope
 
 
 def start_celery_worker(
-    env: dict, queue: str, name: str, *, pool: str = "solo", concurrency: int | None = None
+    env: dict,
+    queue: str,
+    name: str,
+    *,
+    pool: str = "solo",
+    concurrency: int | None = None,
+    extra: tuple[str, ...] = (),
+    ping: bool = True,
 ) -> subprocess.Popen:
     """A Celery worker on `queue` (gossip, mingle and heartbeats off: it starts in about a
-    second); returned once it answers a ping."""
+    second); returned once it answers a ping (through this process's broker: `ping=False` for a
+    worker on another one). `extra`: more worker options (`-B`, …)."""
     from config.celery import app
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", pool,
          *(["--concurrency", str(concurrency)] if concurrency else []),
          "-Q", queue, "--loglevel", "WARNING", "--hostname", f"{name}@%h",
-         "--without-heartbeat", "--without-mingle", "--without-gossip"],
+         "--without-heartbeat", "--without-mingle", "--without-gossip", *extra],
         cwd=ROOT,
         env=env,
     )  # fmt: skip
@@ -109,6 +117,8 @@ def start_celery_worker(
             raise RuntimeError("the Celery worker exited")
         return [r for r in app.control.ping(timeout=0.5) if f"{name}@" in next(iter(r))]
 
+    if not ping:
+        return proc
     try:
         wait_until(answers, 40, "the Celery worker to start", interval=0)
     except BaseException:
