@@ -72,20 +72,30 @@ def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Pope
     base = f"http://127.0.0.1:{port}"
 
     def up():
-        if proc.poll() is not None:
-            raise RuntimeError("the ASGI server exited")
         try:
             urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
             return True
         except OSError:
             return False
 
+    _await_start(proc, up, "the ASGI server", timeout=30, interval=0.2)
+    return base, proc
+
+
+def _await_start(proc: subprocess.Popen, ready, what: str, *, timeout: float, interval: float) -> None:
+    """Wait until `ready()` while `proc` runs; a process that exits or never gets ready is
+    stopped and the wait fails."""
+
+    def running_and_ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited")
+        return ready()
+
     try:
-        wait_until(up, 30, "the ASGI server to start", interval=0.2)
+        wait_until(running_and_ready, timeout, f"{what} to start", interval=interval)
     except BaseException:
         stop_process(proc)
         raise
-    return base, proc
 
 
 def start_celery_worker(
@@ -113,15 +123,8 @@ def start_celery_worker(
     )  # fmt: skip
 
     def answers():
-        if proc.poll() is not None:
-            raise RuntimeError("the Celery worker exited")
         return [r for r in app.control.ping(timeout=0.5) if f"{name}@" in next(iter(r))]
 
-    if not ping:
-        return proc
-    try:
-        wait_until(answers, 40, "the Celery worker to start", interval=0)
-    except BaseException:
-        stop_process(proc)
-        raise
+    if ping:
+        _await_start(proc, answers, "the Celery worker", timeout=40, interval=0)
     return proc

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def refusing_app():
     """A Celery app like ours whose broker is a port nobody listens on."""
-    probe = Celery("probe", task_cls=OutboxTask, broker=f"redis://127.0.0.1:{free_port()}/0")
+    # Not the current app: shared tasks called after this test must still reach ours.
+    probe = Celery(
+        "probe", task_cls=OutboxTask, broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False
+    )
     probe.conf.broker_connection_retry_on_startup = False
     probe.conf.task_publish_retry_policy = {"max_retries": 0}
 

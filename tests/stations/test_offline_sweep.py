@@ -40,6 +40,7 @@ def test_embedded_periodic_runner_runs_due_tasks_only():
     cp = ChargePointFactory(heartbeat_interval=60, last_seen_at=timezone.now() - dt.timedelta(hours=1))
     last_run: dict[str, float] = {}
     assert periodic.run_due(last_run, 1000.0) == [
+        "relay-deferred-tasks",
         "mark-silent-chargers-offline",
         "expire-reservations",
         "diagnostic-sweep",
