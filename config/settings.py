@@ -303,6 +303,9 @@ OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=65536)
 # a larger one closes the connection (1009) before it is buffered whole. Above
 # OCPP_MAX_FRAME_BYTES, so that a frame just too long still gets its CALLERROR.
 OCPP_WS_MAX_BYTES = env.int("OCPP_WS_MAX_BYTES", default=4 * OCPP_MAX_FRAME_BYTES)
+# On a stop (SIGTERM), how long the ASGI server waits for its connections to close before it
+# cancels them; the chargers reconnect to another process.
+ASGI_GRACEFUL_SHUTDOWN_SECONDS = env.int("ASGI_GRACEFUL_SHUTDOWN_SECONDS", default=10)
 # Threads (each with a database connection) for the OCPP handlers of one ASGI process.
 OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=8 if USING_POSTGRES else 1)
 # Of those, how many commit the frames of all connections in batches (stations/ocpp/writer.py).

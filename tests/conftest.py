@@ -147,7 +147,12 @@ def asgi_server(transactional_db):
 
     port = _free_port()
     config = uvicorn.Config(
-        "config.asgi:application", host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        "config.asgi:application",
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -47,6 +47,9 @@ def stack_env(redis_url: str | None = None, database_url: str | None = None, **e
         "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",
+        # A stop waits this long for connections and their consumers to finish (a cancelled
+        # channels_redis receive can hang; see stations/management/commands/serve.py).
+        "ASGI_GRACEFUL_SHUTDOWN_SECONDS": "3",
         **extra,
     }
 
@@ -68,7 +71,13 @@ def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Pope
     from stations.management.commands.serve import uvicorn_command
 
     port = port or free_port()
-    proc = subprocess.Popen(uvicorn_command("127.0.0.1", port, log_level="warning"), cwd=ROOT, env=env)
+    command = uvicorn_command(
+        "127.0.0.1",
+        port,
+        log_level=os.environ.get("TEST_UVICORN_LOG", "warning"),  # "info" shows its connections
+        graceful_shutdown=int(env.get("ASGI_GRACEFUL_SHUTDOWN_SECONDS", 10)),
+    )
+    proc = subprocess.Popen(command, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
 
     def up():

@@ -15,13 +15,25 @@ from django.core.management.base import BaseCommand
 from config import periodic
 
 
-def uvicorn_command(host: str, port: int, *, workers: int = 1, log_level: str | None = None) -> list[str]:
+def uvicorn_command(
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    log_level: str | None = None,
+    graceful_shutdown: int | None = None,
+) -> list[str]:
     """The ASGI server as ChargeDesk runs it (the tests start it so too): WebSocket messages
-    past OCPP_WS_MAX_BYTES closed with 1009, the client address from the proxy's headers."""
+    past OCPP_WS_MAX_BYTES closed with 1009, the client address from the proxy's headers, and
+    a stop that waits at most ASGI_GRACEFUL_SHUTDOWN_SECONDS for connections to close (a
+    consumer that does not finish must not hold a restart up: a channels_redis receive that is
+    cancelled while it waits on Redis has been seen to stay pending for good)."""
     return [
         sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
         "--workers", str(workers), "--ws-max-size", str(settings.OCPP_WS_MAX_BYTES), "--proxy-headers",
-        "--lifespan", "off", *(["--log-level", log_level] if log_level else []),
+        "--lifespan", "off", "--timeout-graceful-shutdown",
+        str(settings.ASGI_GRACEFUL_SHUTDOWN_SECONDS if graceful_shutdown is None else graceful_shutdown),
+        *(["--log-level", log_level] if log_level else []),
     ]  # fmt: skip
 
 
