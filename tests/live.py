@@ -65,9 +65,11 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
             proc.wait(5)
 
 
-def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Popen]:
+def start_asgi(
+    env: dict, port: int | None = None, *, extra: tuple[str, ...] = ()
+) -> tuple[str, subprocess.Popen]:
     """A uvicorn process serving ChargeDesk with `env`, with the options `manage.py serve` gives
-    it; returns (base URL, process) once it answers /healthz."""
+    it (and `extra` ones); returns (base URL, process) once it answers /healthz."""
     from stations.management.commands.serve import uvicorn_command
 
     port = port or free_port()
@@ -77,7 +79,7 @@ def start_asgi(env: dict, port: int | None = None) -> tuple[str, subprocess.Pope
         log_level=os.environ.get("TEST_UVICORN_LOG", "warning"),  # "info" shows its connections
         graceful_shutdown=int(env.get("ASGI_GRACEFUL_SHUTDOWN_SECONDS", 10)),
     )
-    proc = subprocess.Popen(command, cwd=ROOT, env=env)
+    proc = subprocess.Popen([*command, *extra], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
 
     def up():

@@ -5,14 +5,11 @@ all come back within a bound, and the dashboard answers meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -20,41 +17,27 @@ from django.test import Client
 from stations.models import ChargePoint
 from stations.simulator import SimulatedChargePoint
 from tests.chargers import FAST
-from tests.conftest import _free_port, _need
+from tests.conftest import _need
 from tests.factories import CHARGER_PASSWORD, OperatorAdminFactory, OperatorFactory
+from tests.live import free_port, stack_env, start_asgi, stop_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.live]
 
 CHARGERS = 300
 # Generous: on a loaded 2-core machine 300 chargers come back in a few seconds.
 STORM_BOUND_S = 45
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Server:
     """ChargeDesk on a uvicorn process of its own, on a fixed port, that can crash and restart."""
 
     def __init__(self, env: dict):
-        self.env, self.port = env, _free_port()
+        self.env, self.port = env, free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--lifespan", "off", "--log-level", "warning", "--backlog", "2048"],
-            cwd=ROOT, env=self.env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.base}/healthz", timeout=2).read()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.proc.kill()
-                    raise RuntimeError("the ASGI server did not start") from None
-                time.sleep(0.1)
+        _, self.proc = start_asgi(self.env, self.port, extra=("--backlog", "2048"))
 
     def crash(self) -> None:
         """SIGKILL: nothing drained, no disconnect handled, every socket gone at once."""
@@ -62,28 +45,14 @@ class Server:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc:
+            stop_process(self.proc)
 
 
 @pytest.fixture
 def server(transactional_db, settings):
-    from django.db import connection
-
     _need(settings.USING_POSTGRES and bool(settings.REDIS_URL), "needs PostgreSQL and Redis")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    srv = Server(env)
+    srv = Server(stack_env())
     srv.start()
     yield srv
     srv.stop()
