@@ -24,22 +24,23 @@ REQUIRE_SERVICES = os.environ.get("CHARGEDESK_REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _need(condition: bool, reason: str):
+def _need(condition: bool, reason: str, who: str = ""):
     if condition:
         return
     if REQUIRE_SERVICES:
         pytest.fail(f"required but missing: {reason}")
-    pytest.skip(reason)
+    # With the test's name in the reason, the summary lists each skipped test, not a count.
+    pytest.skip(f"{who}: {reason}" if who else reason)
 
 
 def pytest_runtest_setup(item):
     """Tests marked for a real service or Chromium skip (naming what is missing) where it is absent."""
     if item.get_closest_marker("browser"):
-        _need(bool(CHROMIUM), "needs Chromium (apt-get install chromium)")
+        _need(bool(CHROMIUM), "needs Chromium (apt-get install chromium)", item.nodeid)
     if item.get_closest_marker("postgres"):
-        _need(settings.USING_POSTGRES, "needs PostgreSQL (set DATABASE_URL=postgres://…)")
+        _need(settings.USING_POSTGRES, "needs PostgreSQL (set DATABASE_URL=postgres://…)", item.nodeid)
     if item.get_closest_marker("redis"):
-        _need(bool(settings.REDIS_URL), "needs Redis (set REDIS_URL=redis://…)")
+        _need(bool(settings.REDIS_URL), "needs Redis (set REDIS_URL=redis://…)", item.nodeid)
 
 
 @pytest.fixture
