@@ -24,7 +24,7 @@ class OutboxTask(Task):
         except OperationalError as error:
             from config import outbox
 
-            outbox.defer(self, args, kwargs, {**options, "task_id": task_id}, error)
+            outbox.defer(self, task_id, args, kwargs, options, error)
             return self.AsyncResult(task_id)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,12 +26,11 @@ logger = logging.getLogger(__name__)
 KEPT_OPTIONS = ("queue", "priority", "retries")
 
 
-def defer(task, args, kwargs, options: dict, error: Exception):
-    """Keep a call the broker refused; returns its task id (None when even the database
-    refused it: then it is lost, and logged as such)."""
+def defer(task, task_id: str, args, kwargs, options: dict, error: Exception) -> None:
+    """Keep a call the broker refused (when even the database refuses it, it is lost, and
+    logged as such)."""
     from config.models import DeferredTask
 
-    task_id = options.get("task_id") or str(uuid.uuid4())
     eta = options.get("eta")
     if isinstance(eta, str):
         eta = dt.datetime.fromisoformat(eta)
@@ -51,9 +49,8 @@ def defer(task, args, kwargs, options: dict, error: Exception):
         )
     except Exception:
         logger.exception("broker and database both refused task %s %s: it is lost", task.name, task_id)
-        return None
+        return
     logger.warning("broker refused task %s %s (%s): kept to be relayed", task.name, task_id, error)
-    return task_id
 
 
 def relay(batch: int = 500) -> int:

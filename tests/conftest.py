@@ -17,6 +17,7 @@ from tests.factories import (
     SiteFactory,
     TechnicianFactory,
 )
+from tests.live import STOP_GRACE_SECONDS
 from tests.live import free_port as _free_port
 
 # CI sets this: a test that would be skipped for want of a service fails instead.
@@ -153,7 +154,7 @@ def asgi_server(transactional_db):
         port=port,
         log_level="warning",
         lifespan="off",
-        timeout_graceful_shutdown=3,
+        timeout_graceful_shutdown=STOP_GRACE_SECONDS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

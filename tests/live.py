@@ -12,6 +12,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# How long a test's uvicorn waits on a stop for its connections and consumers to finish (a
+# cancelled channels_redis receive can hang; see stations/management/commands/serve.py).
+STOP_GRACE_SECONDS = 3
 
 
 def free_port() -> int:
@@ -47,9 +50,6 @@ def stack_env(redis_url: str | None = None, database_url: str | None = None, **e
         "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",
-        # A stop waits this long for connections and their consumers to finish (a cancelled
-        # channels_redis receive can hang; see stations/management/commands/serve.py).
-        "ASGI_GRACEFUL_SHUTDOWN_SECONDS": "3",
         **extra,
     }
 
@@ -77,7 +77,7 @@ def start_asgi(
         "127.0.0.1",
         port,
         log_level=os.environ.get("TEST_UVICORN_LOG", "warning"),  # "info" shows its connections
-        graceful_shutdown=int(env.get("ASGI_GRACEFUL_SHUTDOWN_SECONDS", 10)),
+        graceful_shutdown=STOP_GRACE_SECONDS,
     )
     proc = subprocess.Popen([*command, *extra], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
